@@ -1,0 +1,66 @@
+# The two commands: `make reproduce` and `make test`. Both bootstrap a fresh Debian/Ubuntu
+# machine: system packages through apt-get (as root; otherwise the exact line to run),
+# a virtual environment in .venv, and the package installed editable. A second run with
+# everything present installs nothing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.instclf-installed
+SYSTEM_PACKAGES := fluidsynth libsndfile1 fluid-soundfont-gm \
+	musescore-general-soundfont-lossless timgm6mb-soundfont csound-soundfont opl3-soundfont
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+REPORTS := reports
+
+.PHONY: test reproduce lab bench system venv data
+
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; \
+	done | xargs); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing system packages: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -q --no-install-recommends $$missing; \
+		else \
+			echo "missing system packages; run: sudo apt-get install -y $$missing" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+data: system venv
+	$(BIN)/instclf data render
+
+test: system venv
+	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest tests
+	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+
+reproduce: system venv
+	@start=$$(date +%s); \
+	INSTCLF_PROFILE=default $(BIN)/instclf data render && \
+	mkdir -p $(REPORTS) && \
+	for nb in $(NOTEBOOKS); do \
+		echo "== $$nb"; t0=$$(date +%s); \
+		INSTCLF_PROFILE=default $(BIN)/jupyter nbconvert --to notebook --execute \
+			--ExecutePreprocessor.timeout=1800 --output-dir $(REPORTS) $$nb --log-level WARN \
+			|| exit 1; \
+		echo "   $$(( $$(date +%s) - t0 )) s"; \
+	done; \
+	INSTCLF_PROFILE=default $(BIN)/instclf data info; \
+	echo "make reproduce: $$(( $$(date +%s) - start )) s in all"
+
+lab: system venv
+	$(BIN)/jupyter lab notebooks
+
+bench: system venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

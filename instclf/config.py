@@ -1,0 +1,112 @@
+"""Profiles and paths: one configuration object, chosen by ``INSTCLF_PROFILE``.
+
+Every notebook starts with ``ic.setup()``, which reads the profile, fixes the seeds and sets
+the plot style. The data root is ``INSTCLF_DATA_DIR`` (default: ``data/`` beside the package).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+FAMILIES = (
+    "bass", "brass", "flute", "guitar", "keyboard", "mallet",
+    "organ", "reed", "string", "synth_lead", "vocal",
+)
+SOURCES = ("acoustic", "electronic", "synthetic")
+SPLITS = ("train", "valid", "test")
+NSYNTH_VELOCITIES = (25, 50, 75, 100, 127)
+
+
+class InstclfError(Exception):
+    """An error a person can act on: it names the path and the command that fixes it."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much data and training a run uses (see DESIGN.md, "Profiles").
+
+    Used by every notebook through ``ic.setup()``.
+    """
+
+    name: str
+    soundfonts: tuple[str, ...]
+    instruments_per_family: int | None  # None: every instrument the soundfonts have
+    notes_per_instrument: int | None  # None: every pitch and velocity of its range
+    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
+    heldout_fraction: float = 0.2  # share of each family's instruments held out (valid + test)
+    seed: int = 0
+    data_dir: Path = PROJECT_ROOT / "data"  # get_profile() sets it from INSTCLF_DATA_DIR
+
+    @property
+    def dataset_dir(self) -> Path:
+        """The NSynth-format dataset root this profile renders (holds ``nsynth-<split>/``)."""
+        return self.data_dir / f"nsynth-embedded-{self.name}"
+
+    @property
+    def figures_dir(self) -> Path:
+        """Report figures go to ``figures/``; the smoke profile keeps its own away from them."""
+        if self.name == "smoke":
+            return self.data_dir / "smoke-figures"
+        return PROJECT_ROOT / "figures"
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        soundfonts=("TimGM6mb", "sf_GMbank"),
+        instruments_per_family=5,
+        notes_per_instrument=6,
+        velocities=(75, 127),
+    ),
+    "default": Profile(
+        name="default",
+        soundfonts=("FluidR3_GM", "MuseScore_General", "TimGM6mb", "sf_GMbank", "OPL3_FM"),
+        instruments_per_family=None,
+        notes_per_instrument=20,
+    ),
+    "full": Profile(
+        name="full",
+        soundfonts=("FluidR3_GM", "MuseScore_General", "TimGM6mb", "sf_GMbank", "OPL3_FM"),
+        instruments_per_family=None,
+        notes_per_instrument=None,
+    ),
+}
+
+
+def data_dir() -> Path:
+    """The data root: ``INSTCLF_DATA_DIR`` if set, else ``data/`` in the project."""
+    path = Path(os.environ.get("INSTCLF_DATA_DIR") or PROJECT_ROOT / "data").expanduser()
+    if path.exists() and not path.is_dir():
+        raise InstclfError(
+            f"data root {path} is a file, not a folder; set INSTCLF_DATA_DIR to a folder "
+            "(or unset it to use data/)"
+        )
+    return path
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, or ``INSTCLF_PROFILE`` (default ``default``), with the data root."""
+    name = name or os.environ.get("INSTCLF_PROFILE") or "default"
+    if name not in PROFILES:
+        raise InstclfError(
+            f"unknown profile {name!r}; set INSTCLF_PROFILE to one of {', '.join(PROFILES)}"
+        )
+    return replace(PROFILES[name], data_dir=data_dir())
+
+
+def set_seeds(seed: int) -> None:
+    """Fix Python's and NumPy's seeds (TensorFlow's too, if it is already imported)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    import sys
+
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)

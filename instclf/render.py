@@ -1,0 +1,479 @@
+"""Render the embedded NSynth-format dataset with FluidSynth (notebook 01, ``instclf data render``).
+
+NSynth was made by playing sample-based instruments one note at a time: held 3 s, released
+for 1 s, 16 kHz mono, each note normalised to near full scale. We do the same over the
+General MIDI soundfonts Debian packages. Each note is rendered at 48 kHz from a silent synth
+with reverb and chorus off (nothing of one note reaches the next), resampled to 16 kHz,
+peak-normalised to a level between 0.6 and 0.99 of full scale, and written atomically.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+from tqdm.auto import tqdm
+
+from . import nsynth, storage
+from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile
+from .instruments import GM_PROGRAMS, MELODIC_BANKS, SOUNDFONTS, pitch_range, soundfont_path
+
+RENDER_RATE = 48_000
+HOLD_SECONDS, RELEASE_SECONDS = 3, 1
+SILENT_PEAK = 1e-4  # -80 dBFS at FluidSynth's default gain: the preset has no sample there
+MIN_PITCHES = 4  # a preset audible at fewer pitches of its range is left out
+PEAK_RANGE = (0.6, 0.99)  # NSynth's notes peak between about 0.57 and 1.0 of full scale
+
+
+# --- FluidSynth through its C library -------------------------------------------------------
+
+def _load_libfluidsynth() -> ctypes.CDLL:
+    candidates = [ctypes.util.find_library("fluidsynth"), "libfluidsynth.so.3"]
+    if os.environ.get("CONDA_PREFIX"):
+        candidates.append(str(Path(os.environ["CONDA_PREFIX"]) / "lib" / "libfluidsynth.so.3"))
+    for name in filter(None, candidates):
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        raise InstclfError(
+            "FluidSynth's library (libfluidsynth) is not installed; install it with: "
+            "sudo apt-get install fluidsynth (conda: conda install -c conda-forge fluidsynth)"
+        )
+    P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+    signatures = {
+        "new_fluid_settings": (P, []),
+        "new_fluid_synth": (P, [P]),
+        "delete_fluid_synth": (None, [P]),
+        "delete_fluid_settings": (None, [P]),
+        "fluid_settings_setnum": (I, [P, S, ctypes.c_double]),
+        "fluid_settings_setint": (I, [P, S, I]),
+        "fluid_synth_sfload": (I, [P, S, I]),
+        "fluid_synth_get_sfont_by_id": (P, [P, I]),
+        "fluid_sfont_iteration_start": (None, [P]),
+        "fluid_sfont_iteration_next": (P, [P]),
+        "fluid_preset_get_name": (S, [P]),
+        "fluid_preset_get_banknum": (I, [P]),
+        "fluid_preset_get_num": (I, [P]),
+        "fluid_synth_program_select": (I, [P, I, I, I, I]),
+        "fluid_synth_noteon": (I, [P, I, I, I]),
+        "fluid_synth_noteoff": (I, [P, I, I]),
+        "fluid_synth_all_sounds_off": (I, [P, I]),
+        "fluid_synth_system_reset": (I, [P]),
+        "fluid_synth_write_float": (I, [P, I, P, I, I, P, I, I]),
+        "fluid_synth_add_sfont": (I, [P, P]),
+        "fluid_synth_remove_sfont": (I, [P, P]),
+        "fluid_set_log_function": (P, [I, P, P]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    lib.fluid_set_log_function(2, None, None)  # warnings about empty channels of a new synth
+    return lib
+
+
+class Synth:
+    """One soundfont loaded once; each note is played on a new, dry FluidSynth synthesizer.
+
+    A new synthesizer per note (about 0.2 ms) is what makes a note independent of the notes
+    played before it: a reused one keeps state (voices, filters, block phase) that changes
+    the next note's samples. Reverb and chorus are off.
+    """
+
+    def __init__(self, soundfont: Path, sample_rate: int = RENDER_RATE):
+        self.lib = _load_libfluidsynth()
+        self.sample_rate = sample_rate
+        self.settings = self.lib.new_fluid_settings()
+        self.lib.fluid_settings_setnum(self.settings, b"synth.sample-rate", float(sample_rate))
+        self.lib.fluid_settings_setint(self.settings, b"synth.reverb.active", 0)
+        self.lib.fluid_settings_setint(self.settings, b"synth.chorus.active", 0)
+        self.lib.fluid_settings_setint(self.settings, b"synth.polyphony", 256)
+        self.synth = self.lib.new_fluid_synth(self.settings)  # owns the loaded soundfont
+        self.sfont_id = self.lib.fluid_synth_sfload(self.synth, str(soundfont).encode(), 0)
+        if self.sfont_id < 0:
+            raise InstclfError(f"FluidSynth could not load soundfont {soundfont}; reinstall it")
+        self.sfont = self.lib.fluid_synth_get_sfont_by_id(self.synth, self.sfont_id)
+
+    def presets(self) -> list[tuple[int, int, str]]:
+        """Every (bank, program, name) the soundfont defines."""
+        self.lib.fluid_sfont_iteration_start(self.sfont)
+        found = []
+        while preset := self.lib.fluid_sfont_iteration_next(self.sfont):
+            name = self.lib.fluid_preset_get_name(preset).decode("latin-1").strip()
+            found.append((self.lib.fluid_preset_get_banknum(preset),
+                          self.lib.fluid_preset_get_num(preset), name))
+        return sorted(found)
+
+    def _write(self, synth, n: int) -> np.ndarray:
+        left, right = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        self.lib.fluid_synth_write_float(synth, n, left.ctypes.data, 0, 1,
+                                         right.ctypes.data, 0, 1)
+        return (left + right) / 2
+
+    def play_note(self, bank: int, program: int, pitch: int, velocity: int,
+                  hold: float = HOLD_SECONDS, release: float = RELEASE_SECONDS) -> np.ndarray:
+        """One note on a new synthesizer: held ``hold`` seconds, then released for ``release``."""
+        synth = self.lib.new_fluid_synth(self.settings)
+        try:
+            sfont_id = self.lib.fluid_synth_add_sfont(synth, self.sfont)
+            self.lib.fluid_synth_program_select(synth, 0, sfont_id, bank, program)
+            self.lib.fluid_synth_noteon(synth, 0, pitch, velocity)
+            held = self._write(synth, round(hold * self.sample_rate))
+            self.lib.fluid_synth_noteoff(synth, 0, pitch)
+            released = self._write(synth, round(release * self.sample_rate))
+        finally:
+            self.lib.fluid_synth_remove_sfont(synth, self.sfont)
+            self.lib.delete_fluid_synth(synth)
+        return np.concatenate([held, released])
+
+    def close(self) -> None:
+        self.lib.delete_fluid_synth(self.synth)
+        self.lib.delete_fluid_settings(self.settings)
+
+
+# --- what to render -------------------------------------------------------------------------
+
+def list_instruments(soundfonts: tuple[str, ...]) -> list[dict]:
+    """Every audible preset of the soundfonts that has an NSynth family, in a stable order.
+
+    Used by notebook 01 and :func:`plan_dataset`.
+    """
+    instruments = []
+    for key in soundfonts:
+        synth = Synth(soundfont_path(key))
+        for bank, program, name in synth.presets():
+            if bank not in MELODIC_BANKS or program not in GM_PROGRAMS:
+                continue
+            entry = GM_PROGRAMS[program]
+            pitches = audible_pitches(synth, bank, program)
+            if len(pitches) < MIN_PITCHES:
+                continue
+            instruments.append({
+                "soundfont": key, "bank": bank, "program": program, "preset_name": name,
+                "family": entry.family, "source": SOUNDFONTS[key].source or entry.source,
+                "pitches": pitches,
+            })
+        synth.close()
+    return instruments
+
+
+def audible_pitches(synth: Synth, bank: int, program: int) -> list[int]:
+    """The pitches of the program's range at which a preset sounds (a 0.2 s probe each).
+
+    Presets cover different key ranges (TimGM6mb's whistle stops at 78), and some
+    (MuseScore_General's expressive banks) stay silent until a controller opens them.
+    """
+    return [pitch for pitch in pitch_range(program)
+            if float(np.abs(synth.play_note(bank, program, pitch, 100, hold=0.2,
+                                            release=0)).max()) >= SILENT_PEAK]
+
+
+def _stable_rng(seed: int, *keys) -> np.random.Generator:
+    """A generator that depends only on the seed and the keys (not on call order)."""
+    return np.random.default_rng([seed, zlib.crc32(repr(keys).encode())])
+
+
+def _choose_instruments(instruments: list[dict], per_family: int | None, seed: int) -> list[dict]:
+    if per_family is None:
+        return instruments
+    chosen = []
+    for family in FAMILIES:
+        members = [i for i in instruments if i["family"] == family]
+        order = _stable_rng(seed, "instruments", family).permutation(len(members))
+        chosen += [members[k] for k in sorted(order[:per_family])]
+    return sorted(chosen, key=instruments.index)
+
+
+def _assign_splits(instruments: list[dict], heldout_fraction: float, seed: int) -> None:
+    """Hold out a share of each family's instruments; their notes form valid and test."""
+    for family in FAMILIES:
+        members = [i for i in instruments if i["family"] == family]
+        if len(members) < 2:
+            raise InstclfError(
+                f"family {family} has {len(members)} instrument(s) in these soundfonts; "
+                "a split needs at least 2 (add soundfonts to the profile)"
+            )
+        n_heldout = min(len(members) - 1, max(1, round(heldout_fraction * len(members))))
+        order = _stable_rng(seed, "heldout", family).permutation(len(members))
+        for rank, k in enumerate(order):
+            members[k]["heldout"] = bool(rank < n_heldout)
+
+
+def _name_instruments(instruments: list[dict]) -> None:
+    """NSynth's names: ``<family>_<source>_<index>``, numbered per family and source."""
+    counters = Counter()
+    for number, inst in enumerate(instruments):
+        kind = (inst["family"], inst["source"])
+        inst["instrument"] = number
+        inst["instrument_str"] = f"{inst['family']}_{inst['source']}_{counters[kind]:03d}"
+        counters[kind] += 1
+
+
+def _choose_notes(inst: dict, profile: Profile) -> list[tuple[int, int]]:
+    """(pitch, velocity) of each note of one instrument."""
+    grid = [(p, v) for p in inst["pitches"] for v in profile.velocities]
+    if profile.notes_per_instrument is not None and len(grid) > profile.notes_per_instrument:
+        rng = _stable_rng(profile.seed, "notes", inst["instrument_str"])
+        grid = [grid[k] for k in sorted(rng.choice(len(grid), profile.notes_per_instrument,
+                                                   replace=False))]
+    return grid
+
+
+def note_splits(inst: dict, kept: list[tuple[int, int]]) -> list[str]:
+    """The split of each kept note: train, or valid/test alternating for held-out instruments.
+
+    Decided on the notes that were not rejected, so each held-out instrument with two or
+    more notes reaches both valid and test.
+    """
+    if not inst["heldout"]:
+        return ["train"] * len(kept)
+    order = _stable_rng(inst["seed"], "heldout-notes", inst["instrument_str"]).permutation(len(kept))
+    split_of = {k: ("valid", "test")[rank % 2] for rank, k in enumerate(order)}
+    return [split_of[k] for k in range(len(kept))]
+
+
+def plan_dataset(profile: Profile) -> list[dict]:
+    """The instruments to render, each with its name, held-out flag and notes.
+
+    Deterministic for the profile's seed. Used by notebook 01 and :func:`render_dataset`.
+    """
+    instruments = _choose_instruments(list_instruments(profile.soundfonts),
+                                      profile.instruments_per_family, profile.seed)
+    _assign_splits(instruments, profile.heldout_fraction, profile.seed)
+    _name_instruments(instruments)
+    for inst in instruments:
+        inst["seed"] = profile.seed
+        inst["notes"] = _choose_notes(inst, profile)
+    return instruments
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def note_str(instrument_str: str, pitch: int, velocity: int) -> str:
+    """NSynth's note name, e.g. ``guitar_acoustic_003-060-100``."""
+    return f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+
+
+def target_peak(name: str) -> float:
+    """The peak level a note is normalised to, fixed by its name (spread like NSynth's)."""
+    low, high = PEAK_RANGE
+    return low + (high - low) * (zlib.crc32(name.encode()) / 2**32)
+
+
+def finish_note(y48: np.ndarray, name: str) -> tuple[np.ndarray | None, str]:
+    """48 kHz float render -> 16 kHz int16 note, or None with the reason it was rejected."""
+    peak = float(np.abs(y48).max())
+    if peak < SILENT_PEAK:
+        return None, "silent"
+    if peak >= 1.0:
+        return None, "clipped"
+    y = resample_poly(y48.astype(np.float64), 1, RENDER_RATE // nsynth.SAMPLE_RATE)
+    y = y * (target_peak(name) / np.abs(y).max())
+    return np.round(y * 32767).astype(np.int16), "written"
+
+
+_SYNTHS: dict[str, Synth] = {}
+
+
+def _synth_for(soundfont: str) -> Synth:
+    if soundfont not in _SYNTHS:
+        _SYNTHS[soundfont] = Synth(soundfont_path(soundfont))
+    return _SYNTHS[soundfont]
+
+
+def _existing_wav(root: Path, name: str) -> Path | None:
+    for split in SPLITS:
+        path = nsynth.split_folder(root, split) / "audio" / f"{name}.wav"
+        if nsynth.is_complete_wav(path):
+            return path
+    return None
+
+
+def render_instrument(inst: dict, root: Path) -> dict:
+    """Render one instrument's notes that are not on disk yet; count what happened."""
+    counts, kept, rendered = Counter(), [], {}
+    for pitch, velocity in inst["notes"]:
+        name = note_str(inst["instrument_str"], pitch, velocity)
+        if _existing_wav(root, name):
+            counts["resumed"] += 1
+            kept.append((pitch, velocity))
+            continue
+        y, outcome = finish_note(_synth_for(inst["soundfont"]).play_note(
+            inst["bank"], inst["program"], pitch, velocity), name)
+        counts[outcome] += 1
+        if y is not None:
+            rendered[name] = y
+            kept.append((pitch, velocity))
+    splits = note_splits(inst, kept)
+    for (pitch, velocity), split in zip(kept, splits):
+        name = note_str(inst["instrument_str"], pitch, velocity)
+        path = nsynth.split_folder(root, split) / "audio" / f"{name}.wav"
+        if name in rendered:
+            with storage.atomic_path(path) as tmp:
+                sf.write(tmp, rendered[name], nsynth.SAMPLE_RATE, subtype="PCM_16",
+                         format="WAV")
+        elif (found := _existing_wav(root, name)) != path:
+            found.replace(path)  # only if an earlier render decided differently
+    return {"instrument_str": inst["instrument_str"], "counts": dict(counts),
+            "kept": [(p, v, s) for (p, v), s in zip(kept, splits)]}
+
+
+@dataclass
+class RenderReport:
+    """What :func:`render_dataset` did (shown by notebook 01 and the CLI)."""
+
+    root: str
+    notes_planned: int = 0
+    counts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def notes_per_second(self) -> float:
+        rendered = sum(v for k, v in self.counts.items() if k != "resumed")
+        return rendered / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "notes_per_second": self.notes_per_second}
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed note buffers instead of unmapping and faulting them in again.
+
+    Each note allocates a few MB of short-lived arrays; with glibc's defaults a fresh process
+    returns them to the system every time, and page faults then cost more than the render.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
+
+
+def render_plan(plan: list[dict], root: Path, workers: int, progress: bool) -> list[dict]:
+    """Render every instrument of a plan, in ``workers`` processes; one result per instrument."""
+    bar = tqdm(total=sum(len(i["notes"]) for i in plan), unit="note", disable=not progress,
+               desc=f"rendering {Path(root).name}")
+    results = []
+    if workers <= 1:
+        _keep_freed_memory()
+        for inst in plan:
+            results.append(render_instrument(inst, root))
+            bar.update(len(inst["notes"]))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=_keep_freed_memory) as pool:
+            for inst, result in zip(plan, pool.map(render_instrument, plan, [root] * len(plan))):
+                results.append(result)
+                bar.update(len(inst["notes"]))
+    bar.close()
+    return results
+
+
+def _examples_for(inst: dict, pitch: int, velocity: int, note_id: int) -> dict:
+    return {
+        "note": note_id,
+        "note_str": note_str(inst["instrument_str"], pitch, velocity),
+        "instrument": inst["instrument"],
+        "instrument_str": inst["instrument_str"],
+        "pitch": pitch,
+        "velocity": velocity,
+        "sample_rate": nsynth.SAMPLE_RATE,
+        "instrument_family": FAMILIES.index(inst["family"]),
+        "instrument_family_str": inst["family"],
+        "instrument_source": SOURCES.index(inst["source"]),
+        "instrument_source_str": inst["source"],
+        "qualities": [0] * len(nsynth.QUALITIES),
+        "qualities_str": [],
+    }
+
+
+def _write_metadata(plan: list[dict], results: list[dict], root: Path) -> None:
+    """examples.json and instruments.json per split, matching exactly the WAVs written."""
+    by_split = {split: ({}, {}) for split in SPLITS}
+    note_id = 0
+    for inst, result in zip(plan, results):
+        for pitch, velocity, split in result["kept"]:
+            entry = _examples_for(inst, pitch, velocity, note_id)
+            by_split[split][0][entry["note_str"]] = entry
+            by_split[split][1][inst["instrument_str"]] = {
+                k: inst[k] for k in ("soundfont", "bank", "program", "preset_name",
+                                     "family", "source", "instrument")}
+            note_id += 1
+    for split, (examples, instruments) in by_split.items():
+        folder = Path(root) / f"nsynth-{split}"
+        folder.mkdir(parents=True, exist_ok=True)
+        nsynth.remove_unlisted_audio(folder, set(examples))
+        storage.write_json(folder / "instruments.json", instruments)
+        storage.write_json(folder / "examples.json", examples)
+
+
+RENDER_VERSION = 2  # bump when a change to this module changes the rendered bytes
+
+
+def render_settings(profile: Profile) -> dict:
+    """What the rendered bytes depend on; stored as ``render.json`` beside the splits."""
+    return {
+        "render_version": RENDER_VERSION, "soundfonts": list(profile.soundfonts),
+        "instruments_per_family": profile.instruments_per_family,
+        "notes_per_instrument": profile.notes_per_instrument,
+        "velocities": list(profile.velocities), "heldout_fraction": profile.heldout_fraction,
+        "seed": profile.seed,
+    }
+
+
+def is_rendered(profile: Profile, root: Path | None = None) -> bool:
+    """True when ``root`` holds a finished render of exactly this profile's settings."""
+    root = Path(root or profile.dataset_dir)
+    stamp = root / "render.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != render_settings(profile):
+        return False
+    return all((nsynth.split_folder(root, s) / "examples.json").is_file() for s in SPLITS)
+
+
+def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
+    """The profile's dataset root, rendered first if it is missing or stale (every notebook)."""
+    if not is_rendered(profile):
+        render_dataset(profile, progress=progress)
+    return profile.dataset_dir
+
+
+def render_dataset(profile: Profile, root: Path | None = None, workers: int | None = None,
+                   progress: bool = True) -> RenderReport:
+    """Render the profile's dataset into ``root`` (default: the profile's dataset folder).
+
+    Resumes: notes already on disk are kept, not rendered again. ``examples.json`` is written
+    last, so a folder without it is an unfinished render. Used by ``instclf data render``.
+    """
+    root = Path(root or profile.dataset_dir)
+    if root.exists() and not root.is_dir():
+        raise InstclfError(f"dataset folder {root} is a file; remove it or set INSTCLF_DATA_DIR")
+    workers = workers or min(2, os.cpu_count() or 1)
+    start = time.perf_counter()
+    plan = plan_dataset(profile)
+    (root / "render.json").unlink(missing_ok=True)  # unfinished until the end
+    for split in SPLITS:
+        (nsynth.split_folder(root, split) / "audio").mkdir(parents=True, exist_ok=True)
+        (nsynth.split_folder(root, split) / "examples.json").unlink(missing_ok=True)
+    storage.remove_temporaries(root)
+    results = render_plan(plan, root, workers, progress)
+    _write_metadata(plan, results, root)
+    storage.write_json(root / "render.json", render_settings(profile))
+    counts = sum((Counter(r["counts"]) for r in results), Counter())
+    return RenderReport(str(root), sum(len(i["notes"]) for i in plan), dict(counts),
+                        time.perf_counter() - start, workers)

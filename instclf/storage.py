@@ -1,0 +1,51 @@
+"""Atomic writes: every file is written to a temporary name in its folder, then renamed.
+
+A reader therefore sees either the old file or the whole new one, never half of it; a run
+that is killed leaves only ``*.tmp-*`` files, which :func:`remove_temporaries` clears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_MARK = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + TEMP_MARK, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON atomically (same object, same bytes)."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporary files an interrupted run left in ``folder`` (recursively)."""
+    count = 0
+    for tmp in Path(folder).rglob(f"*{TEMP_MARK}*"):
+        if tmp.is_file():
+            tmp.unlink()
+            count += 1
+    return count

@@ -1,0 +1,352 @@
+"""The download stage: fetch (local, file://, loopback HTTP with Range), verify, extract."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from instclf import download, nsynth
+from instclf.config import InstclfError
+
+SPLIT = "valid"
+NOTES = (
+    "guitar_acoustic_000-060-100",
+    "guitar_acoustic_000-062-075",
+    "bass_synthetic_001-040-127",
+    "flute_acoustic_002-072-050",
+    "keyboard_electronic_003-055-025",
+)
+FAMILY_IDS = {"bass": 0, "flute": 2, "guitar": 3, "keyboard": 4}
+SOURCE_IDS = {"acoustic": 0, "electronic": 1, "synthetic": 2}
+
+
+# --- archives in the official layout ---------------------------------------------------------
+
+
+def wav_bytes(pitch: int) -> bytes:
+    t = np.arange(nsynth.NOTE_SAMPLES) / nsynth.SAMPLE_RATE
+    y = 0.5 * np.sin(2 * np.pi * 440.0 * 2 ** ((pitch - 69) / 12) * t)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, nsynth.SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def example(name: str, index: int) -> dict:
+    info = nsynth.parse_note_str(name)
+    return {
+        "note": index, "note_str": name, "instrument": index,
+        "instrument_str": info["instrument_str"], "pitch": info["pitch"],
+        "velocity": info["velocity"], "sample_rate": nsynth.SAMPLE_RATE,
+        "qualities": [0] * len(nsynth.QUALITIES), "qualities_str": [],
+        "instrument_family": FAMILY_IDS[info["family"]],
+        "instrument_family_str": info["family"],
+        "instrument_source": SOURCE_IDS[info["source"]],
+        "instrument_source_str": info["source"],
+    }
+
+
+def add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind=tarfile.REGTYPE,
+        link: str = "") -> None:
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname, member.mtime = kind, link, 0
+    member.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    member.size = len(data) if kind == tarfile.REGTYPE else 0
+    tar.addfile(member, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def build_archive(path: Path, split: str = SPLIT, listed=NOTES, wavs=NOTES,
+                  extra=()) -> Path:
+    """An archive like the official one: nsynth-<split>/examples.json + audio/*.wav."""
+    top = f"nsynth-{split}"
+    examples = {name: example(name, i) for i, name in enumerate(listed)}
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        add(tar, top, kind=tarfile.DIRTYPE)
+        add(tar, f"{top}/examples.json", json.dumps(examples).encode())
+        add(tar, f"{top}/audio", kind=tarfile.DIRTYPE)
+        for name in wavs:
+            add(tar, f"{top}/audio/{name}.wav", wav_bytes(nsynth.parse_note_str(name)["pitch"]))
+        for args in extra:
+            add(tar, *args)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """A folder holding a valid ``nsynth-valid.jsonwav.tar.gz``."""
+    folder = tmp_path_factory.mktemp("mirror")
+    build_archive(folder / download.archive_name(SPLIT))
+    return folder
+
+
+@pytest.fixture
+def archive_bytes(mirror) -> bytes:
+    return (mirror / download.archive_name(SPLIT)).read_bytes()
+
+
+# --- a loopback HTTP server that honours Range ------------------------------------------------
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        path = server.root / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        wanted = self.headers.get("Range")
+        if wanted and not server.ignore_range:
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            body = data[start:]
+        else:
+            self.send_response(200)
+            body = data
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if server.cut_first_at is not None:
+            body, server.cut_first_at = body[:server.cut_first_at], None
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(mirror):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.root, httpd.requests = mirror, []
+    httpd.ignore_range, httpd.cut_first_at = False, None
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    monkeypatch.setattr(download, "RETRY_DELAYS", (0, 0, 0))
+    monkeypatch.delenv(download.URL_ENV, raising=False)
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if ".extracting-" in p.name or
+                  p.name.endswith(".part"))
+
+
+# --- archive_url ------------------------------------------------------------------------------
+
+
+def test_archive_url_official_override_and_env(tmp_path, monkeypatch):
+    assert download.archive_url("test") == (
+        "http://download.magenta.tensorflow.org/datasets/nsynth/nsynth-test.jsonwav.tar.gz")
+    assert download.archive_url("train", "https://mirror.example/nsynth/") == (
+        "https://mirror.example/nsynth/nsynth-train.jsonwav.tar.gz")
+    assert download.archive_url("valid", str(tmp_path)) == (
+        f"{tmp_path.as_uri()}/nsynth-valid.jsonwav.tar.gz")
+    monkeypatch.setenv(download.URL_ENV, "http://127.0.0.1:9/x")
+    assert download.archive_url("valid") == "http://127.0.0.1:9/x/nsynth-valid.jsonwav.tar.gz"
+    assert download.OFFICIAL_NOTES == {"train": 289_205, "valid": 12_678, "test": 4_096}
+
+
+def test_unknown_split_and_file_root_are_refused(tmp_path):
+    with pytest.raises(InstclfError, match="unknown split 'dev'.*instclf data download"):
+        download.archive_url("dev")
+    root = tmp_path / "root"
+    root.write_text("not a folder")
+    with pytest.raises(InstclfError, match=f"{root} is a file.*--root"):
+        download.download_split(SPLIT, root)
+
+
+# --- download_split end to end ----------------------------------------------------------------
+
+
+def test_download_from_local_folder(tmp_path, mirror):
+    folder = download.download_split(SPLIT, tmp_path / "data", base_url=str(mirror),
+                                     progress=False)
+    assert folder == tmp_path / "data" / "nsynth-valid"
+    assert nsynth.validate_split(folder) == []
+    assert sorted(nsynth.read_split(folder)["note_str"]) == sorted(NOTES)
+    assert not (tmp_path / "data" / "downloads" / download.archive_name(SPLIT)).exists()
+    assert leftovers(tmp_path / "data") == []
+
+
+def test_download_from_file_url_keeps_archive(tmp_path, mirror, archive_bytes, monkeypatch):
+    monkeypatch.setenv(download.URL_ENV, mirror.as_uri())
+    folder = download.download_split(SPLIT, tmp_path, progress=False, keep_archive=True)
+    assert nsynth.validate_split(folder) == []
+    kept = tmp_path / "downloads" / download.archive_name(SPLIT)
+    assert kept.read_bytes() == archive_bytes
+
+
+def test_download_over_http_then_reuse_without_network(tmp_path, server):
+    folder = download.download_split(SPLIT, tmp_path, base_url=server.url, progress=False)
+    assert nsynth.validate_split(folder) == []
+    assert server.requests == [(f"/{download.archive_name(SPLIT)}", None)]
+    assert download.download_split(SPLIT, tmp_path, base_url=server.url) == folder
+    assert len(server.requests) == 1
+    (folder / "audio" / f"{NOTES[0]}.wav").unlink()
+    download.download_split(SPLIT, tmp_path, base_url=server.url, progress=False)
+    assert len(server.requests) == 2
+    assert nsynth.validate_split(folder) == []
+
+
+# --- fetch: resume, servers without Range, errors ---------------------------------------------
+
+
+def test_fetch_resumes_partial_file_with_range(tmp_path, server, archive_bytes):
+    dest = tmp_path / "a.tar.gz"
+    half = len(archive_bytes) // 2
+    dest.with_name("a.tar.gz.part").write_bytes(archive_bytes[:half])
+    download.fetch(download.archive_url(SPLIT, server.url), dest, chunk_size=4096)
+    assert server.requests[-1][1] == f"bytes={half}-"
+    assert dest.read_bytes() == archive_bytes
+    assert not dest.with_name("a.tar.gz.part").exists()
+
+
+def test_fetch_restarts_when_server_ignores_range(tmp_path, server, archive_bytes):
+    server.ignore_range = True
+    dest = tmp_path / "a.tar.gz"
+    dest.with_name("a.tar.gz.part").write_bytes(archive_bytes[:1000])
+    download.fetch(download.archive_url(SPLIT, server.url), dest)
+    assert server.requests[-1][1] == "bytes=1000-"
+    assert dest.read_bytes() == archive_bytes
+
+
+def test_fetch_of_complete_part_accepts_416(tmp_path, server, archive_bytes):
+    dest = tmp_path / "a.tar.gz"
+    dest.with_name("a.tar.gz.part").write_bytes(archive_bytes)
+    download.fetch(download.archive_url(SPLIT, server.url), dest)
+    assert server.requests == [(f"/{download.archive_name(SPLIT)}",
+                                f"bytes={len(archive_bytes)}-")]
+    assert dest.read_bytes() == archive_bytes
+
+
+def test_fetch_resumes_after_dropped_connection(tmp_path, server, archive_bytes):
+    server.cut_first_at = 5000
+    dest = tmp_path / "a.tar.gz"
+    download.fetch(download.archive_url(SPLIT, server.url), dest, chunk_size=1024)
+    assert [r[1] for r in server.requests] == [None, "bytes=5000-"]
+    assert dest.read_bytes() == archive_bytes
+
+
+def test_fetch_missing_archive_names_url_and_leaves_nothing(tmp_path, server):
+    url = f"{server.url}/nsynth-nope.jsonwav.tar.gz"
+    with pytest.raises(InstclfError, match=f"{url} answered HTTP 404.*INSTCLF_NSYNTH_URL"):
+        download.fetch(url, tmp_path / "a.tar.gz")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InstclfError, match="does not exist"):
+        download.fetch(str(tmp_path / "missing.tar.gz"), tmp_path / "b.tar.gz")
+
+
+def test_fetch_local_path_resumes_part(tmp_path, mirror, archive_bytes):
+    dest = tmp_path / "a.tar.gz"
+    dest.with_name("a.tar.gz.part").write_bytes(archive_bytes[:777])
+    download.fetch(str(mirror / download.archive_name(SPLIT)), dest, chunk_size=1000)
+    assert dest.read_bytes() == archive_bytes
+
+
+# --- verify and extract -----------------------------------------------------------------------
+
+
+def test_verify_summary(mirror):
+    summary = download.verify_archive(mirror / download.archive_name(SPLIT), SPLIT)
+    assert summary["notes"] == summary["wavs"] == len(NOTES)
+    assert summary["bytes"] > len(NOTES) * nsynth.NOTE_SAMPLES * 2
+    assert summary["official"] is False
+
+
+@pytest.mark.parametrize("keep", ["half", "all but the gzip trailer"])
+def test_truncated_archive_is_refused_and_leaves_no_folder(tmp_path, archive_bytes, keep):
+    source = tmp_path / "mirror"
+    source.mkdir()
+    cut = len(archive_bytes) // 2 if keep == "half" else len(archive_bytes) - 8
+    (source / download.archive_name(SPLIT)).write_bytes(archive_bytes[:cut])
+    root = tmp_path / "data"
+    hint = "delete it and run instclf data download --splits valid"
+    with pytest.raises(InstclfError, match=hint):
+        download.download_split(SPLIT, root, base_url=str(source), progress=False)
+    archive = root / "downloads" / download.archive_name(SPLIT)
+    with pytest.raises(InstclfError, match="truncated"):
+        download.extract_archive(archive, root, SPLIT)
+    assert not (root / "nsynth-valid").exists()
+    assert leftovers(root) == []
+
+
+@pytest.mark.parametrize("member", [
+    ("../evil.txt", b"x"),
+    ("/tmp/evil.txt", b"x"),
+    ("nsynth-valid/../../evil.txt", b"x"),
+    ("nsynth-test/examples.json", b"{}"),
+    ("nsynth-valid/audio/link.wav", b"", tarfile.SYMTYPE, "/etc/passwd"),
+])
+def test_unsafe_member_is_refused(tmp_path, member):
+    archive = build_archive(tmp_path / "a.tar.gz", extra=[member])
+    pattern = f"(?s){re.escape(str(archive))}.*{re.escape(member[0])}"
+    with pytest.raises(InstclfError, match=pattern):
+        download.verify_archive(archive, SPLIT)
+    root = tmp_path / "data"
+    with pytest.raises(InstclfError, match=re.escape(member[0])):
+        download.extract_archive(archive, root, SPLIT)
+    assert not (root / "nsynth-valid").exists()
+    assert not (tmp_path / "evil.txt").exists()
+    assert leftovers(root) == []
+
+
+def test_missing_and_unlisted_wavs_are_all_listed(tmp_path):
+    archive = build_archive(tmp_path / "a.tar.gz", listed=NOTES[:4], wavs=NOTES[1:])
+    with pytest.raises(InstclfError) as error:
+        download.verify_archive(archive, SPLIT)
+    message = str(error.value)
+    assert f"audio/{NOTES[0]}.wav: listed in examples.json but missing" in message
+    assert f"audio/{NOTES[4]}.wav: not listed in examples.json" in message
+    assert "2 problem(s)" in message
+
+
+def test_archive_without_examples_json_is_refused(tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        add(tar, "nsynth-valid/audio/x.wav", b"RIFF")
+    with pytest.raises(InstclfError, match="examples.json: missing"):
+        download.verify_archive(archive, SPLIT)
+
+
+def test_extract_replaces_previous_folder_only_when_complete(tmp_path, mirror):
+    root = tmp_path / "data"
+    old = root / "nsynth-valid"
+    old.mkdir(parents=True)
+    (old / "marker").write_text("previous")
+    short_wav = tmp_path / "short.tar.gz"
+    with tarfile.open(short_wav, "w:gz") as tar:  # a WAV of the wrong length
+        add(tar, "nsynth-valid/examples.json",
+            json.dumps({NOTES[0]: example(NOTES[0], 0)}).encode())
+        add(tar, f"nsynth-valid/audio/{NOTES[0]}.wav", wav_bytes(60)[:-1000])
+    with pytest.raises(InstclfError, match="samples, expected 64000"):
+        download.extract_archive(short_wav, root, SPLIT)
+    assert (old / "marker").read_text() == "previous"
+    download.extract_archive(mirror / download.archive_name(SPLIT), root, SPLIT)
+    assert not (old / "marker").exists()
+    assert nsynth.validate_split(old) == []
+    assert leftovers(root) == []
