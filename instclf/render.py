@@ -27,7 +27,7 @@ from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
 from . import nsynth, storage
-from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile
+from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile, keep_freed_memory
 from .instruments import GM_PROGRAMS, MELODIC_BANKS, SOUNDFONTS, pitch_range, soundfont_path
 
 RENDER_RATE = 48_000
@@ -351,33 +351,19 @@ class RenderReport:
         return {**asdict(self), "notes_per_second": self.notes_per_second}
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc reuse freed note buffers instead of unmapping and faulting them in again.
-
-    Each note allocates a few MB of short-lived arrays; with glibc's defaults a fresh process
-    returns them to the system every time, and page faults then cost more than the render.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return  # not glibc: nothing to tune
-    libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
-
-
 def render_plan(plan: list[dict], root: Path, workers: int, progress: bool) -> list[dict]:
     """Render every instrument of a plan, in ``workers`` processes; one result per instrument."""
     bar = tqdm(total=sum(len(i["notes"]) for i in plan), unit="note", disable=not progress,
                desc=f"rendering {Path(root).name}")
     results = []
     if workers <= 1:
-        _keep_freed_memory()
+        keep_freed_memory()
         for inst in plan:
             results.append(render_instrument(inst, root))
             bar.update(len(inst["notes"]))
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_keep_freed_memory) as pool:
+                                 initializer=keep_freed_memory) as pool:
             for inst, result in zip(plan, pool.map(render_instrument, plan, [root] * len(plan))):
                 results.append(result)
                 bar.update(len(inst["notes"]))
