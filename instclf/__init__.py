@@ -10,8 +10,9 @@ import importlib
 from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile, get_profile
 
 __version__ = "0.1.0"
-SUBMODULES = ("cli", "config", "download", "features", "images", "instruments", "musicnn",
-              "nsynth", "plots", "render", "storage", "subsets")
+SUBMODULES = ("backbones", "cli", "config", "download", "evaluate", "features", "images",
+              "instruments", "musicnn", "nsynth", "plots", "render", "storage", "subsets",
+              "train")
 
 
 def __getattr__(name: str):

@@ -43,6 +43,13 @@ class Profile:
     velocities: tuple[int, ...] = NSYNTH_VELOCITIES
     heldout_fraction: float = 0.2  # share of each family's instruments held out (valid + test)
     seed: int = 0
+    # training (notebooks 03 and 04): epochs are upper bounds, early stopping decides
+    head_epochs: int = 40
+    stage_epochs: int = 8
+    max_unfrozen_blocks: int = 2
+    patience: int = 4
+    batch_size: int = 64
+    seen_fraction: float = 0.1  # training notes held back to measure "seen instruments"
     data_dir: Path = PROJECT_ROOT / "data"  # get_profile() sets it from INSTCLF_DATA_DIR
 
     @property
@@ -65,6 +72,12 @@ PROFILES = {
         instruments_per_family=5,
         notes_per_instrument=6,
         velocities=(75, 127),
+        head_epochs=1,
+        stage_epochs=1,
+        max_unfrozen_blocks=1,
+        patience=1,
+        batch_size=32,
+        seen_fraction=0.2,
     ),
     "default": Profile(
         name="default",
@@ -77,6 +90,10 @@ PROFILES = {
         soundfonts=("FluidR3_GM", "MuseScore_General", "TimGM6mb", "sf_GMbank", "OPL3_FM"),
         instruments_per_family=None,
         notes_per_instrument=None,
+        head_epochs=60,
+        stage_epochs=20,
+        max_unfrozen_blocks=5,
+        patience=5,
     ),
 }
 

@@ -311,3 +311,14 @@ def cached_features(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path,
         "crc32": _file_crc(path),
     })
     return _read_cache(path, fingerprint, front_end)
+
+
+def profile_features(profile, notes: pd.DataFrame, front_end: FrontEnd, label: str,
+                     progress: bool = True) -> FeatureSet:
+    """The features of ``notes`` of the profile's dataset, cached under the profile's data root.
+
+    ``label`` names the selection (for example ``"train"`` or ``"train-balanced"``); the cache
+    key also holds the note list, so two selections never share a file. Notebooks 02 to 06.
+    """
+    cache_dir = profile.data_dir / "cache" / "features" / profile.dataset_dir.name
+    return cached_features(notes, front_end, cache_dir, label=label, progress=progress)

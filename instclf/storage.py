@@ -17,10 +17,15 @@ TEMP_MARK = ".tmp-"
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name ends with ``path``'s extensions, for writers that insist on them
+    (Keras wants ``.keras`` and ``.weights.h5``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + TEMP_MARK, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + TEMP_MARK, suffix="".join(path.suffixes),
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -1,0 +1,170 @@
+"""Backbones: pretrained or fresh CNNs, each with its front end and its named blocks.
+
+Every classifier is one chain of layers, ``backbone layers + head``, so that "the top k
+blocks" is a slice of the chain and the frozen bottom can be computed once and cached
+(see :mod:`instclf.train`). Used by notebooks 03 and 04.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from . import features, musicnn
+from .config import FAMILIES, PROJECT_ROOT, InstclfError
+
+VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+                     + VGG19_WEIGHTS_FILE)
+HEAD_DROPOUT = 0.3
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A feature extractor: its front end, its layers, the names of its blocks (bottom first)."""
+
+    name: str
+    front_end: features.FrontEnd
+    make_layers: Callable[[], list[keras.layers.Layer]]
+    blocks: tuple[str, ...]
+    weights: str  # where the pretrained values come from ("none" for a fresh network)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+
+# --- musicnn_vgg ----------------------------------------------------------------------------
+
+def _musicnn_layers(which: str = "MTT_vgg") -> list[keras.layers.Layer]:
+    model = musicnn.musicnn_vgg(which, include_top=False, block_dropout=0.0)
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+# --- vgg19 (the study's ImageNet network) ---------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="instclf")
+class StudyImage(keras.layers.Layer):
+    """dB spectrogram (mel, time) -> the colour image VGG19 saw in the study, preprocessed.
+
+    The dB values (-80..0) become 256 colour-map levels, as in the study's PNGs, the image is
+    resized to ``size`` with low frequencies at the bottom, and VGG19's ImageNet
+    preprocessing (BGR, mean subtracted) is applied.
+    """
+
+    def __init__(self, size=(224, 224), **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+        from .images import COLORMAP
+        import matplotlib
+
+        self.lut = np.round(matplotlib.colormaps[COLORMAP](np.arange(256))[:, :3] * 255)
+
+    def call(self, S_db):
+        levels = keras.ops.clip(keras.ops.round((S_db + 80.0) / 80.0 * 255.0), 0, 255)
+        rgb = keras.ops.take(keras.ops.convert_to_tensor(self.lut, "float32"),
+                             keras.ops.cast(levels, "int32"), axis=0)
+        rgb = keras.ops.flip(rgb, axis=1)  # row 0 = highest band, as in an image
+        image = keras.ops.image.resize(rgb, self.size, interpolation="bilinear")
+        return keras.applications.vgg19.preprocess_input(image)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size)}
+
+
+def vgg19_weights_path() -> Path:
+    """The ImageNet VGG19 weights file: ``INSTCLF_VGG19_WEIGHTS``, data/weights/ or Keras's cache.
+
+    Fails fast, offline, saying what to download and where to put it.
+    """
+    candidates = [os.environ.get("INSTCLF_VGG19_WEIGHTS"),
+                  PROJECT_ROOT / "data" / "weights" / VGG19_WEIGHTS_FILE,
+                  Path.home() / ".keras" / "models" / VGG19_WEIGHTS_FILE]
+    for candidate in filter(None, candidates):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise InstclfError(
+        f"ImageNet VGG19 weights not found; download {VGG19_WEIGHTS_URL} and put it at "
+        f"{candidates[1]} (or set INSTCLF_VGG19_WEIGHTS to the file)"
+    )
+
+
+def _vgg19_layers(weights: Path | None = None) -> list[keras.layers.Layer]:
+    size = features.STUDY.image_size
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*size, 3))
+    vgg.load_weights(str(weights or vgg19_weights_path()))
+    layers = [layer for layer in vgg.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return [StudyImage(size, name="study_image"), *layers]
+
+
+# --- scratch_cnn ----------------------------------------------------------------------------
+
+def _scratch_layers(filters=(16, 32, 64, 64)) -> list[keras.layers.Layer]:
+    """A small CNN from random initialisation: the baseline every transfer result faces."""
+    layers = [keras.layers.Reshape((*features.MUSICNN.shape, 1), name="expand"),
+              keras.layers.BatchNormalization(name="input_bn"),
+              keras.layers.MaxPooling2D((2, 2), name="input_pool")]
+    for n, width in enumerate(filters, start=1):
+        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu",
+                                       name=f"block{n}_conv"),
+                   keras.layers.BatchNormalization(name=f"block{n}_bn"),
+                   keras.layers.MaxPooling2D((2, 2), name=f"block{n}_pool")]
+    return layers
+
+
+BACKBONES = {
+    backbone.name: backbone for backbone in (
+        Backbone("musicnn_vgg", features.MUSICNN, _musicnn_layers,
+                 tuple(f"block{n}" for n in range(1, 6)),
+                 "musicnn package, MTT_vgg checkpoint (music tagging, MagnaTagATune)"),
+        Backbone("musicnn_vgg_msd", features.MUSICNN, lambda: _musicnn_layers("MSD_vgg"),
+                 tuple(f"block{n}" for n in range(1, 6)),
+                 "musicnn package, MSD_vgg checkpoint (music tagging, Million Song Dataset)"),
+        Backbone("vgg19", features.STUDY, _vgg19_layers,
+                 tuple(f"block{n}" for n in range(1, 6)),
+                 "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),
+        Backbone("scratch_cnn", features.MUSICNN, _scratch_layers,
+                 tuple(f"block{n}" for n in range(1, 5)), "none"),
+    )
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    """The backbone called ``name`` (see :data:`BACKBONES`)."""
+    if name not in BACKBONES:
+        raise InstclfError(f"unknown backbone {name!r}; use one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def build_classifier(backbone: Backbone, n_classes: int = len(FAMILIES),
+                     layers: list[keras.layers.Layer] | None = None) -> keras.Sequential:
+    """Backbone layers + the shared head (global pooling, dropout, softmax) as one chain."""
+    head = [keras.layers.GlobalAveragePooling2D(name="head_pool"),
+            keras.layers.Dropout(HEAD_DROPOUT, name="head_dropout"),
+            keras.layers.Dense(n_classes, activation="softmax", name="head_dense")]
+    model = keras.Sequential([keras.Input(backbone.front_end.shape, name="features"),
+                              *(layers or backbone.make_layers()), *head],
+                             name=f"{backbone.name}_classifier")
+    return model
+
+
+def block_start(model: keras.Sequential, backbone: Backbone, unfrozen_blocks: int) -> int:
+    """Index in ``model.layers`` of the first trainable layer with the top k blocks unfrozen.
+
+    ``unfrozen_blocks=0`` points at the head.
+    """
+    names = [layer.name for layer in model.layers]
+    if unfrozen_blocks == 0:
+        return names.index("head_pool")
+    if unfrozen_blocks > len(backbone.blocks):
+        raise InstclfError(f"{backbone.name} has only {len(backbone.blocks)} blocks")
+    first_block = backbone.blocks[len(backbone.blocks) - unfrozen_blocks]
+    return next(i for i, name in enumerate(names) if name.startswith(first_block + "_"))

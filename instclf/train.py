@@ -1,0 +1,354 @@
+"""Staged training: the head on a frozen backbone, then the top blocks one by one.
+
+Stage 0 trains the head; stage k unfreezes the top k blocks with a lower learning rate. Each
+stage stops early on validation loss and keeps its best weights; the schedule stops when a
+stage no longer improves, and then keeps the best stage's weights. On a CPU the frozen bottom
+of the chain is computed once per note and the trainable top learns from those cached
+activations (same predictions, a fraction of the time; ``tests/test_train.py`` checks both).
+Batch-norm layers of a pretrained backbone stay frozen, so they run in inference mode.
+Used by notebooks 03 and 04.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from . import backbones, features, nsynth, render, storage, subsets
+from .config import FAMILIES, InstclfError, Profile
+
+HISTORY_COLUMNS = ("stage", "unfrozen_blocks", "epoch", "stage_epoch", "loss", "accuracy",
+                   "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how fast each stage trains (from the profile: :func:`schedule_for`)."""
+
+    max_unfrozen_blocks: int = 2
+    head_epochs: int = 40
+    stage_epochs: int = 8
+    head_learning_rate: float = 1e-3
+    stage_learning_rate: float = 1e-4
+    patience: int = 4
+    batch_size: int = 64
+    min_improvement: float = 1e-3  # a stage must lower the best validation loss by this
+    seed: int = 0
+
+
+def schedule_for(profile: Profile, max_unfrozen_blocks: int | None = None) -> Schedule:
+    """The profile's schedule, optionally with another number of blocks to unfreeze."""
+    blocks = profile.max_unfrozen_blocks if max_unfrozen_blocks is None else max_unfrozen_blocks
+    return Schedule(max_unfrozen_blocks=blocks, head_epochs=profile.head_epochs,
+                    stage_epochs=profile.stage_epochs, patience=profile.patience,
+                    batch_size=profile.batch_size, seed=profile.seed)
+
+
+@dataclass
+class Data:
+    """Features and labels of one selection of notes."""
+
+    X: np.ndarray
+    y: np.ndarray
+    notes: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def labels(notes: pd.DataFrame) -> np.ndarray:
+    """Family indices (0-10, NSynth's order) of a note table."""
+    return notes["family"].cat.codes.to_numpy().astype("int32")
+
+
+def training_data(profile: Profile, front_end: features.FrontEnd,
+                  progress: bool = True) -> dict[str, Data]:
+    """``fit``, ``seen``, ``valid`` and ``test`` selections of the profile's dataset.
+
+    ``seen`` holds back a random share of the training instruments' notes ("seen
+    instruments"); ``valid`` and ``test`` are the held-out instruments ("unseen instruments").
+    """
+    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=progress))
+    train = notes[notes.split == "train"]
+    fit, seen = subsets.seen_split(train, profile.seen_fraction, seed=profile.seed)
+    selections = {"fit": fit, "seen": seen, "valid": notes[notes.split == "valid"],
+                  "test": notes[notes.split == "test"]}
+    data = {}
+    for name, selection in selections.items():
+        selection = selection.reset_index(drop=True)
+        cached = features.profile_features(profile, selection, front_end, name, progress)
+        data[name] = Data(cached.X, labels(selection), selection)
+    return data
+
+
+# --- the chain, split in two ----------------------------------------------------------------
+
+def chain(layers: list[keras.layers.Layer], input_shape: tuple) -> keras.Sequential:
+    """A model of existing layers (their weights are shared, not copied)."""
+    return keras.Sequential([keras.Input(input_shape), *layers])
+
+
+def output_shape(model: keras.Sequential, start: int) -> tuple:
+    """The shape of what ``model.layers[start]`` receives (batch dimension dropped)."""
+    if start == 0:
+        return tuple(model.input_shape[1:])
+    return tuple(model.layers[start - 1].output.shape[1:])
+
+
+def activations(model: keras.Sequential, X: np.ndarray, start: int, stop: int,
+                batch_size: int = 64) -> np.ndarray:
+    """``model.layers[start:stop]`` applied to ``X`` in inference mode, as float32."""
+    if start == stop:
+        return np.asarray(X, dtype=np.float32)
+    part = chain(model.layers[start:stop], output_shape(model, start))
+    out = np.empty((len(X), *output_shape(model, stop)), np.float32)
+    for begin in range(0, len(X), batch_size):
+        batch = np.asarray(X[begin:begin + batch_size], dtype=np.float32)
+        out[begin:begin + len(batch)] = keras.ops.convert_to_numpy(part(batch, training=False))
+    return out
+
+
+def set_trainable(model: keras.Sequential, start: int, keep_batchnorm_frozen: bool) -> None:
+    """Freeze ``layers[:start]``; train ``layers[start:]`` (batch norm stays frozen if asked)."""
+    for index, layer in enumerate(model.layers):
+        trainable = index >= start
+        if keep_batchnorm_frozen and isinstance(layer, keras.layers.BatchNormalization):
+            trainable = False
+        layer.trainable = trainable
+
+
+# --- one stage ------------------------------------------------------------------------------
+
+class _EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def class_weights(y: np.ndarray, n_classes: int = len(FAMILIES)) -> dict[int, float]:
+    """Weights that make every family count as much as the others ("balanced")."""
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts > 0
+    return {k: float(len(y) / (present.sum() * counts[k])) for k in range(n_classes) if present[k]}
+
+
+def fit_stage(top: keras.Sequential, train: tuple, valid: tuple, learning_rate: float,
+              epochs: int, patience: int, batch_size: int, seed: int) -> pd.DataFrame:
+    """Train ``top`` with early stopping on validation loss; keep its best weights."""
+    keras.utils.set_random_seed(seed)
+    top.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    timer = _EpochTimer()
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                            restore_best_weights=True)
+    fitted = top.fit(*train, validation_data=valid, epochs=epochs, batch_size=batch_size,
+                     class_weight=class_weights(train[1]), callbacks=[stopper, timer],
+                     shuffle=True, verbose=0)
+    history = pd.DataFrame(fitted.history)
+    history["seconds"] = timer.seconds
+    history["learning_rate"] = learning_rate
+    return history
+
+
+# --- the schedule ---------------------------------------------------------------------------
+
+@dataclass
+class TrainingState:
+    """What a run has done so far (``state.json`` beside its checkpoints)."""
+
+    completed_stages: int = 0
+    best_val_loss: float | None = None
+    best_stage: int | None = None
+    stopped: str | None = None  # "no improvement" once the schedule has ended on its own
+    seconds: float = 0.0
+    stage_seconds: list = field(default_factory=list)
+
+
+def _load_state(run_dir: Path) -> tuple[TrainingState, pd.DataFrame]:
+    state_path, history_path = run_dir / "state.json", run_dir / "history.csv"
+    if not state_path.is_file():
+        return TrainingState(), pd.DataFrame(columns=HISTORY_COLUMNS)
+    state = TrainingState(**json.loads(state_path.read_text()))
+    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(
+        columns=HISTORY_COLUMNS)
+    return state, history
+
+
+def _save_state(run_dir: Path, model: keras.Model, state: TrainingState,
+                history: pd.DataFrame) -> None:
+    with storage.atomic_path(run_dir / "best.weights.h5") as tmp:
+        model.save_weights(str(tmp))
+    with storage.atomic_path(run_dir / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    storage.write_json(run_dir / "state.json", asdict(state))
+
+
+def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
+                    data: dict[str, Data], schedule: Schedule, run_dir: Path,
+                    progress=None) -> tuple[TrainingState, pd.DataFrame]:
+    """Run (or resume) the staged schedule on ``model``; checkpoint after every stage.
+
+    A fresh backbone (``scratch_cnn``) trains whole in one stage, with no cached bottom.
+    ``progress`` is called with a line of text after each stage.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state, history = _load_state(run_dir)
+    last_stage = schedule.max_unfrozen_blocks if backbone.pretrained else 0
+    if state.completed_stages > last_stage + 1:  # the run went further: take its prefix
+        return _earlier_stages(model, run_dir, state, history, last_stage)
+    if state.completed_stages:
+        model.load_weights(str(run_dir / "best.weights.h5"))
+    stages = range(state.completed_stages, last_stage + 1)
+    if state.stopped or not len(stages):
+        return state, history
+    lowest = 0 if not backbone.pretrained else backbones.block_start(model, backbone, last_stage)
+    cached = {name: activations(model, data[name].X, 0, lowest) for name in ("fit", "valid")}
+    for stage in stages:
+        start = lowest if not backbone.pretrained else backbones.block_start(model, backbone, stage)
+        set_trainable(model, start, keep_batchnorm_frozen=backbone.pretrained)
+        began = time.perf_counter()
+        inputs = {name: activations(model, X, lowest, start) for name, X in cached.items()}
+        top = chain(model.layers[start:], output_shape(model, start))
+        stage_history = fit_stage(
+            top, (inputs["fit"], data["fit"].y), (inputs["valid"], data["valid"].y),
+            schedule.head_learning_rate if stage == 0 else schedule.stage_learning_rate,
+            schedule.head_epochs if stage == 0 else schedule.stage_epochs,
+            schedule.patience, schedule.batch_size, schedule.seed + stage)
+        seconds = time.perf_counter() - began
+        stage_history.insert(0, "stage", stage)
+        stage_history.insert(1, "unfrozen_blocks", stage if backbone.pretrained else
+                             len(backbone.blocks))
+        stage_history.insert(2, "stage_epoch", np.arange(1, len(stage_history) + 1))
+        stage_history.insert(2, "epoch", len(history) + stage_history["stage_epoch"])
+        history = pd.concat([history, stage_history[list(HISTORY_COLUMNS)]], ignore_index=True)
+        best = float(stage_history["val_loss"].min())
+        with storage.atomic_path(run_dir / f"stage{stage}.weights.h5") as tmp:
+            model.save_weights(str(tmp))
+        state.completed_stages, state.seconds = stage + 1, state.seconds + seconds
+        state.stage_seconds.append(round(seconds, 2))
+        improved = state.best_val_loss is None or best < state.best_val_loss - schedule.min_improvement
+        if improved:
+            state.best_val_loss, state.best_stage = best, stage
+            _save_state(run_dir, model, state, history)
+        else:  # keep the previous stage's weights and end the schedule
+            model.load_weights(str(run_dir / "best.weights.h5"))
+            state.stopped = "no improvement"
+            _save_state(run_dir, model, state, history)
+        if progress:
+            progress(f"stage {stage}: best val_loss {best:.3f} in {seconds:.0f} s"
+                     + ("" if improved else " (no improvement: schedule ends)"))
+        if not improved:
+            break
+    return state, history
+
+
+def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.DataFrame,
+                    last_stage: int) -> tuple[TrainingState, pd.DataFrame]:
+    """The state and best weights of a run cut after ``last_stage``."""
+    history = history[history["stage"] <= last_stage].reset_index(drop=True)
+    best_stage = int(history.loc[history["val_loss"].idxmin(), "stage"])
+    model.load_weights(str(run_dir / f"stage{best_stage}.weights.h5"))
+    stage_seconds = state.stage_seconds[:last_stage + 1]
+    return TrainingState(last_stage + 1, float(history["val_loss"].min()), best_stage, None,
+                         float(sum(stage_seconds)), stage_seconds), history
+
+
+# --- models on disk -------------------------------------------------------------------------
+
+def run_key(profile: Profile, backbone: backbones.Backbone, schedule: Schedule,
+            data: dict[str, Data]) -> str:
+    """Names a training run by what it depends on (not by how many stages it has done)."""
+    settings = {**asdict(schedule), "max_unfrozen_blocks": None, "backbone": backbone.name,
+                "front_end": backbone.front_end.key,
+                "fit": hashlib.sha1("".join(data["fit"].notes.note_str).encode()).hexdigest(),
+                "valid": hashlib.sha1("".join(data["valid"].notes.note_str).encode()).hexdigest()}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{backbone.name}-{digest}"
+
+
+@dataclass
+class TrainedModel:
+    """A classifier with its history and description (what notebooks 03 to 07 use)."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    meta: dict
+    path: Path
+
+
+def save_model(model: keras.Model, meta: dict, path: Path) -> None:
+    """Native ``.keras`` file plus ``<name>.json`` beside it (front end, classes, training)."""
+    with storage.atomic_path(path) as tmp:
+        model.save(str(tmp))
+    storage.write_json(path.with_suffix(".json"), meta)
+
+
+def load_model(path: Path) -> tuple[keras.Model, dict]:
+    """A saved classifier, in Keras safe mode, and its description."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstclfError(f"model {path} not found; train it with notebook 03 or make reproduce")
+    model = keras.models.load_model(str(path), safe_mode=True, compile=False)
+    return model, json.loads(path.with_suffix(".json").read_text())
+
+
+def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int | None = None,
+                  data: dict[str, Data] | None = None, progress=None) -> TrainedModel:
+    """The backbone's classifier trained on the profile, from disk if already trained.
+
+    Runs, resumes or extends the staged schedule as needed (notebooks 03 to 05).
+    """
+    backbone = backbones.get_backbone(backbone_name)
+    schedule = schedule_for(profile, max_unfrozen_blocks)
+    data = data or training_data(profile, backbone.front_end, progress=progress is not None)
+    run_dir = profile.data_dir / "models" / profile.dataset_dir.name / run_key(
+        profile, backbone, schedule, data)
+    model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
+    if model_path.is_file():
+        model, meta = load_model(model_path)
+        history = pd.read_csv(run_dir / "history.csv")
+        return TrainedModel(model, history[history["stage"] < meta["stages_completed"]],
+                            meta, model_path)
+    keras.utils.set_random_seed(schedule.seed)
+    model = backbones.build_classifier(backbone)
+    state, history = staged_training(model, backbone, data, schedule, run_dir, progress)
+    set_trainable(model, 0, keep_batchnorm_frozen=False)
+    meta = {
+        "backbone": backbone.name, "weights": backbone.weights, "classes": list(FAMILIES),
+        "front_end": asdict(backbone.front_end), "profile": profile.name,
+        "dataset": profile.dataset_dir.name, "schedule": asdict(schedule),
+        "stages_completed": state.completed_stages, "best_stage": state.best_stage,
+        "stopped": state.stopped, "epochs": int(len(history)),
+        "best_val_loss": state.best_val_loss, "training_seconds": round(state.seconds, 1),
+        "stage_seconds": state.stage_seconds,
+    }
+    save_model(model, meta, model_path)
+    return TrainedModel(model, history, meta, model_path)
+
+
+def stage_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per stage: blocks unfrozen, epochs, best validation loss and its accuracy, time.
+
+    The validation notes are the held-out instruments (notebook 04's unfreezing table).
+    """
+    rows = []
+    for stage, part in history.groupby("stage", sort=True):
+        best = part.loc[part["val_loss"].idxmin()]
+        rows.append({"stage": int(stage), "unfrozen_blocks": int(best["unfrozen_blocks"]),
+                     "epochs": len(part), "best_epoch": int(best["epoch"]),
+                     "val_loss": float(best["val_loss"]),
+                     "val_accuracy": float(best["val_accuracy"]),
+                     "seconds": float(part["seconds"].sum())})
+    return pd.DataFrame(rows)
