@@ -45,7 +45,7 @@ class Profile:
     seed: int = 0
     # training (notebooks 03 and 04): epochs are upper bounds, early stopping decides
     head_epochs: int = 40
-    stage_epochs: int = 8
+    stage_epochs: int = 15
     max_unfrozen_blocks: int = 2
     patience: int = 4
     batch_size: int = 64
