@@ -271,7 +271,8 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
             ax.axvline(first["epoch"] - 0.5, color="grey", ls=":", lw=1)
         if history["stage"].nunique() > 1:
             for stage, part in history.groupby("stage"):
-                ax.annotate(f"{int(part['unfrozen_blocks'].iloc[0])} blocks",
+                blocks = int(part["unfrozen_blocks"].iloc[0])
+                ax.annotate(f"{blocks} block{'s' * (blocks != 1)}",
                             (part["epoch"].mean(), 1.0), xycoords=("data", "axes fraction"),
                             ha="center", va="bottom", fontsize=8)
         ax.set(xlabel="epoch", ylabel=label)
