@@ -41,8 +41,10 @@ class Backbone:
 
 # --- musicnn_vgg ----------------------------------------------------------------------------
 
-def _musicnn_layers(which: str = "MTT_vgg") -> list[keras.layers.Layer]:
-    model = musicnn.musicnn_vgg(which, include_top=False, block_dropout=0.0)
+def _musicnn_layers(which: str = "MTT_vgg",
+                    front_end: features.FrontEnd = features.MUSICNN) -> list[keras.layers.Layer]:
+    model = musicnn.musicnn_vgg(which, n_frames=front_end.frames, include_top=False,
+                                block_dropout=0.0)
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
@@ -128,6 +130,10 @@ BACKBONES = {
         Backbone("musicnn_vgg_msd", features.MUSICNN, lambda: _musicnn_layers("MSD_vgg"),
                  tuple(f"block{n}" for n in range(1, 6)),
                  "musicnn package, MSD_vgg checkpoint (music tagging, Million Song Dataset)"),
+        Backbone("musicnn_vgg_msd_whole", features.MUSICNN_WHOLE,
+                 lambda: _musicnn_layers("MSD_vgg", features.MUSICNN_WHOLE),
+                 tuple(f"block{n}" for n in range(1, 6)),
+                 "musicnn package, MSD_vgg checkpoint, shown the whole 4 s note"),
         Backbone("vgg19", features.STUDY, _vgg19_layers,
                  tuple(f"block{n}" for n in range(1, 6)),
                  "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),

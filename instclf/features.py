@@ -86,7 +86,11 @@ STUDY = FrontEnd(name="study", sample_rate=22_050, clip_start=0.0, clip_seconds=
 MUSICNN = FrontEnd(name="musicnn", sample_rate=16_000, clip_start=0.0, clip_seconds=3.0,
                    n_fft=512, hop_length=256, n_mels=96, scaling="log10_1p", n_frames=187,
                    layout="time_mel")
-FRONT_ENDS = {fe.name: fe for fe in (STUDY, MUSICNN)}
+# musicnn's front end over the whole note (4 s, 251 frames): the release is kept too.
+MUSICNN_WHOLE = FrontEnd(name="musicnn_whole", sample_rate=16_000, clip_start=0.0,
+                         clip_seconds=4.0, n_fft=512, hop_length=256, n_mels=96,
+                         scaling="log10_1p", layout="time_mel")
+FRONT_ENDS = {fe.name: fe for fe in (STUDY, MUSICNN, MUSICNN_WHOLE)}
 
 
 # --- clips ----------------------------------------------------------------------------------
