@@ -1,4 +1,4 @@
-"""The ``instclf`` command: ``instclf data render|info|validate|download``.
+"""The ``instclf`` command: ``instclf data render|info|validate|download``, ``instclf evaluate``.
 
 Every user-facing error ends as one line on stderr (``instclf: error: ...``) and exit status 2.
 """
@@ -62,6 +62,26 @@ def _data_download(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    import pandas as pd
+
+    from . import evaluate, storage
+
+    table, metrics = evaluate.evaluate_folder(args.model, args.data, progress=not args.quiet)
+    low, high = metrics["accuracy_ci95"]
+    print(f"{metrics['notes']} notes from {metrics['instruments']} instruments in {args.data}")
+    print(f"accuracy {metrics['accuracy']:.3f} (95% interval over instruments {low:.3f}-"
+          f"{high:.3f}), balanced {metrics['balanced_accuracy']:.3f}, "
+          f"top-2 {metrics['top2_accuracy']:.3f}")
+    with pd.option_context("display.width", 120):
+        print(evaluate.per_family(table).round(3).fillna("absent").to_string())
+    out = Path(args.out or Path(args.data) / "predictions.csv")
+    with storage.atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"predictions table: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     download = add("download", _data_download, "download official NSynth splits")
     download.add_argument("--base-url", help="mirror holding nsynth-<split>.jsonwav.tar.gz")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate = commands.add_parser("evaluate", help="a saved model on an NSynth-format folder")
+    evaluate.add_argument("--model", required=True, help="a .keras file saved by instclf")
+    evaluate.add_argument("--data", required=True, help="a folder with examples.json + audio/")
+    evaluate.add_argument("--out", help="predictions CSV (default: <data>/predictions.csv)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 
