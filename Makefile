@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.instclf-installed
-SYSTEM_PACKAGES := fluidsynth libsndfile1 fluid-soundfont-gm \
+SYSTEM_PACKAGES := python3-venv fluidsynth libsndfile1 fluid-soundfont-gm \
 	musescore-general-soundfont-lossless timgm6mb-soundfont csound-soundfont opl3-soundfont
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 REPORTS := reports
@@ -30,7 +30,7 @@ system:
 		fi; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -43,12 +43,15 @@ data: system venv
 	$(BIN)/instclf data render
 
 test: system venv
-	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest tests
-	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+	@start=$$(date +%s); \
+	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest tests && \
+	INSTCLF_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS) && \
+	echo "make test: $$(( $$(date +%s) - start )) s for the tests and notebooks"
 
 reproduce: system venv
 	@start=$$(date +%s); \
 	INSTCLF_PROFILE=default $(BIN)/instclf data render && \
+	echo "   rendering: $$(( $$(date +%s) - start )) s" && \
 	mkdir -p $(REPORTS) && \
 	for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; t0=$$(date +%s); \

@@ -26,9 +26,7 @@ SAMPLES = {"musicnn_vgg": 512, "scratch_cnn": 512, "vgg19": 48}
 def _model(name: str):
     backbone = backbones.get_backbone(name)
     if name == "vgg19":
-        layers = [backbones.StudyImage(name="study_image")] + [
-            layer for layer in keras.applications.VGG19(
-                include_top=False, weights=None, input_shape=(224, 224, 3)).layers[1:]]
+        layers = backbones.vgg19_layers(pretrained=False)
         return backbone, backbones.build_classifier(backbone, layers=layers)
     return backbone, backbones.build_classifier(backbone)
 

@@ -6,17 +6,15 @@ pay for plotting libraries it never calls.
 """
 
 import importlib
+import importlib.util
 
 from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile, get_profile
 
 __version__ = "0.1.0"
-SUBMODULES = ("backbones", "cli", "config", "download", "evaluate", "features", "images",
-              "instruments", "musicnn", "nsynth", "plots", "render", "storage", "subsets",
-              "train")
 
 
 def __getattr__(name: str):
-    if name in SUBMODULES:
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'instclf' has no attribute {name!r}")
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Callable
 
 import keras
-import numpy as np
 
-from . import features, musicnn
-from .config import FAMILIES, PROJECT_ROOT, InstclfError
+from . import features, images, musicnn
+from .config import FAMILIES, InstclfError, data_dir
 
 VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
                      + VGG19_WEIGHTS_FILE)
 HEAD_DROPOUT = 0.3
+FIVE_BLOCKS = tuple(f"block{n}" for n in range(1, 6))
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,11 @@ class StudyImage(keras.layers.Layer):
     def __init__(self, size=(224, 224), **kwargs):
         super().__init__(**kwargs)
         self.size = tuple(size)
-        from .images import COLORMAP
-        import matplotlib
-
-        self.lut = np.round(matplotlib.colormaps[COLORMAP](np.arange(256))[:, :3] * 255)
+        self.lut = images.colour_table()
 
     def call(self, S_db):
-        levels = keras.ops.clip(keras.ops.round((S_db + 80.0) / 80.0 * 255.0), 0, 255)
+        low, high = images.DB_RANGE  # the same 256 levels as images.db_to_rgb
+        levels = keras.ops.clip(keras.ops.round((S_db - low) / (high - low) * 255.0), 0, 255)
         rgb = keras.ops.take(keras.ops.convert_to_tensor(self.lut, "float32"),
                              keras.ops.cast(levels, "int32"), axis=0)
         rgb = keras.ops.flip(rgb, axis=1)  # row 0 = highest band, as in an image
@@ -83,12 +81,12 @@ class StudyImage(keras.layers.Layer):
 
 
 def vgg19_weights_path() -> Path:
-    """The ImageNet VGG19 weights file: ``INSTCLF_VGG19_WEIGHTS``, data/weights/ or Keras's cache.
+    """The ImageNet VGG19 weights: ``INSTCLF_VGG19_WEIGHTS``, <data root>/weights/ or Keras's cache.
 
     Fails fast, offline, saying what to download and where to put it.
     """
     candidates = [os.environ.get("INSTCLF_VGG19_WEIGHTS"),
-                  PROJECT_ROOT / "data" / "weights" / VGG19_WEIGHTS_FILE,
+                  data_dir() / "weights" / VGG19_WEIGHTS_FILE,
                   Path.home() / ".keras" / "models" / VGG19_WEIGHTS_FILE]
     for candidate in filter(None, candidates):
         if Path(candidate).is_file():
@@ -99,10 +97,12 @@ def vgg19_weights_path() -> Path:
     )
 
 
-def _vgg19_layers(weights: Path | None = None) -> list[keras.layers.Layer]:
+def vgg19_layers(pretrained: bool = True) -> list[keras.layers.Layer]:
+    """The study's image layer and VGG19's convolutional blocks (random weights if not pretrained)."""
     size = features.STUDY.image_size
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*size, 3))
-    vgg.load_weights(str(weights or vgg19_weights_path()))
+    if pretrained:
+        vgg.load_weights(str(vgg19_weights_path()))
     layers = [layer for layer in vgg.layers if not isinstance(layer, keras.layers.InputLayer)]
     return [StudyImage(size, name="study_image"), *layers]
 
@@ -125,17 +125,17 @@ def _scratch_layers(filters=(16, 32, 64, 64)) -> list[keras.layers.Layer]:
 BACKBONES = {
     backbone.name: backbone for backbone in (
         Backbone("musicnn_vgg", features.MUSICNN, _musicnn_layers,
-                 tuple(f"block{n}" for n in range(1, 6)),
+                 FIVE_BLOCKS,
                  "musicnn package, MTT_vgg checkpoint (music tagging, MagnaTagATune)"),
         Backbone("musicnn_vgg_msd", features.MUSICNN, lambda: _musicnn_layers("MSD_vgg"),
-                 tuple(f"block{n}" for n in range(1, 6)),
+                 FIVE_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint (music tagging, Million Song Dataset)"),
         Backbone("musicnn_vgg_msd_whole", features.MUSICNN_WHOLE,
                  lambda: _musicnn_layers("MSD_vgg", features.MUSICNN_WHOLE),
-                 tuple(f"block{n}" for n in range(1, 6)),
+                 FIVE_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint, shown the whole 4 s note"),
-        Backbone("vgg19", features.STUDY, _vgg19_layers,
-                 tuple(f"block{n}" for n in range(1, 6)),
+        Backbone("vgg19", features.STUDY, vgg19_layers,
+                 FIVE_BLOCKS,
                  "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),
         Backbone("scratch_cnn", features.MUSICNN, _scratch_layers,
                  tuple(f"block{n}" for n in range(1, 5)), "none"),

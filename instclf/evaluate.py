@@ -31,10 +31,9 @@ def predictions_table(probabilities: np.ndarray, notes: pd.DataFrame) -> pd.Data
 
 def predict(model, X: np.ndarray, notes: pd.DataFrame, batch_size: int = 128) -> pd.DataFrame:
     """The model's predictions table for features ``X`` of ``notes`` (rows in the same order)."""
-    probabilities = np.concatenate([
-        model.predict(np.asarray(X[k:k + batch_size], dtype=np.float32), verbose=0)
-        for k in range(0, len(X), batch_size)]) if len(X) else np.zeros((0, len(FAMILIES)))
-    return predictions_table(probabilities, notes)
+    from .train import predict_in_chunks
+
+    return predictions_table(predict_in_chunks(model, X, batch_size), notes)
 
 
 def accuracy(table: pd.DataFrame) -> float:
@@ -107,10 +106,7 @@ def evaluate_folder(model_path, folder, progress: bool = False) -> tuple[pd.Data
     from . import features, nsynth, train
 
     model, meta = train.load_model(model_path)
-    settings = dict(meta["front_end"])
-    if settings.get("image_size") is not None:
-        settings["image_size"] = tuple(settings["image_size"])
-    front_end = features.FrontEnd(**settings)
+    front_end = features.FrontEnd.from_dict(meta["front_end"])
     notes = nsynth.read_split(folder)
     X = features.compute_features(list(notes["path"]), front_end, progress=progress)
     table = predict(model, X, notes)

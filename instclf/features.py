@@ -57,6 +57,12 @@ class FrontEnd:
     layout: str = "mel_time"
     image_size: tuple[int, int] | None = None  # how a vision backbone is shown the features
 
+    @classmethod
+    def from_dict(cls, settings: dict) -> "FrontEnd":
+        """The front end a saved model or cache describes (JSON turns tuples into lists)."""
+        size = settings.get("image_size")
+        return cls(**{**settings, "image_size": tuple(size) if size is not None else None})
+
     @property
     def key(self) -> str:
         """A stable name for this exact configuration (used in cache file names)."""
@@ -180,13 +186,7 @@ def batch_features(clips: np.ndarray, front_end: FrontEnd,
     if front_end.n_frames:
         power = power[:, :front_end.n_frames]
     mel = np.swapaxes(power @ _mel_basis(front_end).T, -1, -2)  # (batch, n_mels, frames)
-    if front_end.scaling == "db_max":
-        amin, top_db = 1e-10, 80.0
-        db = 10 * np.log10(np.maximum(mel, amin))
-        peak = 10 * np.log10(np.maximum(mel.max(axis=(1, 2), keepdims=True), amin))
-        scaled = np.maximum(db - peak, -top_db)
-    else:
-        scaled = _scale(mel, front_end)
+    scaled = np.stack([_scale(S, front_end) for S in mel])  # per clip: "max" is the clip's
     return _arrange(scaled, front_end).astype(np.float32)
 
 
@@ -309,11 +309,12 @@ def cached_features(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path,
     with storage.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, X)
+    stat = path.stat()
     storage.write_json(path.with_suffix(".json"), {
         "front_end": _as_json(front_end), "inputs": fingerprint,
-        "note_str": list(notes["note_str"]), "bytes": path.stat().st_size,
-        "crc32": _file_crc(path),
+        "note_str": list(notes["note_str"]), "bytes": stat.st_size, "crc32": _file_crc(path),
     })
+    _VERIFIED.add((str(path), stat.st_size, stat.st_mtime_ns))  # just checksummed it
     return _read_cache(path, fingerprint, front_end)
 
 

@@ -6,6 +6,7 @@ colour map holds 256 levels, so an 80 dB range is stored in steps of about 0.31 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -20,17 +21,22 @@ COLORMAP = "magma"
 DB_RANGE = (-80.0, 0.0)  # power_to_db(ref=np.max) with top_db=80 spans exactly this
 
 
+@lru_cache(maxsize=1)
+def colour_table() -> np.ndarray:
+    """The 256 RGB colours (uint8 values, as floats) the 8-bit levels map to."""
+    return (matplotlib.colormaps[COLORMAP](np.arange(256))[:, :3] * 255).round()
+
+
 def db_to_rgb(S_db: np.ndarray) -> np.ndarray:
     """(mel, time) dB -> (mel, time, 3) uint8 image, low frequencies at the bottom."""
     low, high = DB_RANGE
     levels = np.clip(np.round((S_db - low) / (high - low) * 255), 0, 255).astype(np.uint8)
-    lut = (matplotlib.colormaps[COLORMAP](np.arange(256))[:, :3] * 255).round().astype(np.uint8)
-    return lut[levels[::-1]]
+    return colour_table().astype(np.uint8)[levels[::-1]]
 
 
 def rgb_to_db(image: np.ndarray) -> np.ndarray:
     """Invert :func:`db_to_rgb` by the nearest colour-map entry: what a PNG still holds."""
-    lut = (matplotlib.colormaps[COLORMAP](np.arange(256))[:, :3] * 255).round()
+    lut = colour_table()
     pixels = image[..., :3].reshape(-1, 1, 3).astype(np.float64)
     levels = np.argmin(((pixels - lut[None]) ** 2).sum(-1), axis=1).reshape(image.shape[:2])
     low, high = DB_RANGE

@@ -40,6 +40,16 @@ def _axes(ax, figsize=None):
     return ax.figure, ax
 
 
+def _panels(n: int, ncols: int, panel_size: tuple[float, float], **subplots):
+    """A grid of ``n`` panels (figure, 2-D axes); the cells past ``n`` are hidden."""
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(panel_size[0] * ncols, panel_size[1] * nrows), **subplots)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def plot_family_counts(counts: pd.Series, ax=None, title: str = "Notes per family",
                        cutoff: int | None = None):
     """Bar chart of notes per family (the study's class-count figure; notebook 01).
@@ -92,14 +102,10 @@ def plot_family_breakdown(notes: pd.DataFrame, column: str, ax=None, unit: str =
 
 def plot_waveforms(waves: dict[str, tuple[np.ndarray, int]], ncols: int = 4):
     """One small waveform per family, time in seconds (notebook 01)."""
-    nrows = int(np.ceil(len(waves) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.2 * nrows),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = _panels(len(waves), ncols, (3.2, 2.2), sharex=True, sharey=True)
     for ax, (family, (y, sr)) in zip(axes.flat, waves.items()):
         ax.plot(np.arange(len(y)) / sr, y, lw=0.4, color=FAMILY_PALETTE.get(family, "C0"))
         ax.set_title(family, fontsize=10)
-    for ax in axes.flat[len(waves):]:
-        ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
     for ax in axes[:, 0]:
@@ -194,24 +200,18 @@ def plot_spectrogram_grid(spectrograms: dict, ncols: int = 2,
     the colour-bar label of some panels (for example ``"power (linear)"``).
     """
     colorbar_labels = colorbar_labels or {}
-    nrows = int(np.ceil(len(spectrograms) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
+    fig, axes = _panels(len(spectrograms), ncols, panel_size, layout="constrained")
     for ax, (title, (S, front_end)) in zip(axes.flat, spectrograms.items()):
         plot_spectrogram(S, front_end, ax=ax, title=title,
                          colorbar_label=colorbar_labels.get(title))
         ax.title.set_fontsize(10)
-    for ax in axes.flat[len(spectrograms):]:
-        ax.set_visible(False)
     return fig
 
 
 def plot_family_spectrograms(spectrograms: dict[str, np.ndarray], front_end, ncols: int = 4,
                              title: str = "One note per family"):
     """One spectrogram per family on one colour scale, with one shared colour bar (notebook 02)."""
-    nrows = int(np.ceil(len(spectrograms) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(3.4 * ncols, 2.6 * nrows))
+    fig, axes = _panels(len(spectrograms), ncols, (3.4, 2.6), layout="constrained")
     values = np.concatenate([np.ravel(S) for S in spectrograms.values()])
     vmin, vmax = float(values.min()), float(values.max())
     for k, (ax, (family, S)) in enumerate(zip(axes.flat, spectrograms.items())):
@@ -220,8 +220,6 @@ def plot_family_spectrograms(spectrograms: dict[str, np.ndarray], front_end, nco
         ax.title.set_fontsize(10)
         if k % ncols:
             ax.set_ylabel("")
-    for ax in axes.flat[len(spectrograms):]:
-        ax.set_visible(False)
     label = _SCALING_LABELS.get(front_end.scaling, front_end.scaling)
     fig.colorbar(axes.flat[0].images[0], ax=axes, label=label, shrink=0.8)
     fig.suptitle(title)

@@ -108,11 +108,16 @@ def activations(model: keras.Sequential, X: np.ndarray, start: int, stop: int,
     if start == stop:
         return np.asarray(X, dtype=np.float32)
     part = chain(model.layers[start:stop], output_shape(model, start))
-    out = np.empty((len(X), *output_shape(model, stop)), np.float32)
+    return predict_in_chunks(part, X, batch_size)
+
+
+def predict_in_chunks(model: keras.Model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """``model.predict`` over float16 or memory-mapped ``X``, converted a chunk at a time."""
+    out = np.empty((len(X), *model.output_shape[1:]), np.float32)
     chunk = 16 * batch_size  # predict compiles the graph once; chunks bound the float32 copy
     for begin in range(0, len(X), chunk):
         batch = np.asarray(X[begin:begin + chunk], dtype=np.float32)
-        out[begin:begin + len(batch)] = part.predict(batch, batch_size=batch_size, verbose=0)
+        out[begin:begin + len(batch)] = model.predict(batch, batch_size=batch_size, verbose=0)
     return out
 
 
@@ -218,8 +223,9 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
     lowest = 0 if not backbone.pretrained else backbones.block_start(model, backbone, last_stage)
     began = time.perf_counter()
     cached = {name: activations(model, data[name].X, 0, lowest) for name in ("fit", "valid")}
-    state.activation_seconds += time.perf_counter() - began
-    state.seconds += time.perf_counter() - began  # part of the training time, paid once per run
+    elapsed = time.perf_counter() - began
+    state.activation_seconds += elapsed
+    state.seconds += elapsed  # part of the training time, paid once per run
     for stage in stages:
         start = lowest if not backbone.pretrained else backbones.block_start(model, backbone, stage)
         set_trainable(model, start, keep_batchnorm_frozen=backbone.pretrained)
@@ -246,11 +252,10 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
         improved = state.best_val_loss is None or best < state.best_val_loss - schedule.min_improvement
         if improved:
             state.best_val_loss, state.best_stage = best, stage
-            _save_state(run_dir, model, state, history)
         else:  # keep the previous stage's weights and end the schedule
             model.load_weights(str(run_dir / "best.weights.h5"))
             state.stopped = "no improvement"
-            _save_state(run_dir, model, state, history)
+        _save_state(run_dir, model, state, history)
         if progress:
             progress(f"stage {stage}: best val_loss {best:.3f} in {seconds:.0f} s"
                      + ("" if improved else " (no improvement: schedule ends)"))
@@ -266,15 +271,15 @@ def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.Data
     best_stage = int(history.loc[history["val_loss"].idxmin(), "stage"])
     model.load_weights(str(run_dir / f"stage{best_stage}.weights.h5"))
     stage_seconds = state.stage_seconds[:last_stage + 1]
-    return TrainingState(last_stage + 1, float(history["val_loss"].min()), best_stage, None,
-                         float(sum(stage_seconds)) + state.activation_seconds, stage_seconds,
-                         state.activation_seconds), history
+    return TrainingState(
+        completed_stages=last_stage + 1, best_val_loss=float(history["val_loss"].min()),
+        best_stage=best_stage, seconds=float(sum(stage_seconds)) + state.activation_seconds,
+        activation_seconds=state.activation_seconds, stage_seconds=stage_seconds), history
 
 
 # --- models on disk -------------------------------------------------------------------------
 
-def run_key(profile: Profile, backbone: backbones.Backbone, schedule: Schedule,
-            data: dict[str, Data]) -> str:
+def run_key(backbone: backbones.Backbone, schedule: Schedule, data: dict[str, Data]) -> str:
     """Names a training run by what it depends on (not by how many stages it has done)."""
     settings = {**asdict(schedule), "max_unfrozen_blocks": None, "backbone": backbone.name,
                 "front_end": backbone.front_end.key,
@@ -320,7 +325,7 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     schedule = schedule_for(profile, max_unfrozen_blocks)
     data = data or training_data(profile, backbone.front_end, progress=progress is not None)
     run_dir = profile.data_dir / "models" / profile.dataset_dir.name / run_key(
-        profile, backbone, schedule, data)
+        backbone, schedule, data)
     model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
     if model_path.is_file():
         model, meta = load_model(model_path)

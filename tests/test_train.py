@@ -158,7 +158,7 @@ def test_vgg19_works_with_local_weights(local_vgg19_weights, monkeypatch, tmp_pa
 
 def test_vgg19_without_weights_fails_fast_saying_what_to_download(monkeypatch, tmp_path):
     monkeypatch.delenv("INSTCLF_VGG19_WEIGHTS", raising=False)
-    monkeypatch.setattr(backbones, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setenv("INSTCLF_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(InstclfError) as error:
         backbones.build_classifier(backbones.get_backbone("vgg19"))
