@@ -350,6 +350,17 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     return TrainedModel(model, history, meta, model_path)
 
 
+BEST_BACKBONE = "musicnn_vgg_msd_whole"  # lowest validation loss in notebook 04 (default profile)
+
+
+def best_model(profile: Profile, progress=None) -> TrainedModel:
+    """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07).
+
+    Trained on first use like any other, so each of those notebooks runs on its own.
+    """
+    return trained_model(profile, BEST_BACKBONE, progress=progress)
+
+
 def stage_summary(history: pd.DataFrame) -> pd.DataFrame:
     """One row per stage: blocks unfrozen, epochs, best validation loss and its accuracy, time.
 
