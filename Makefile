@@ -9,11 +9,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.instclf-installed
 SYSTEM_PACKAGES := python3-venv fluidsynth libsndfile1 fluid-soundfont-gm \
-	musescore-general-soundfont-lossless timgm6mb-soundfont csound-soundfont opl3-soundfont
+	musescore-general-soundfont-lossless timgm6mb-soundfont csound-soundfont opl3-soundfont \
+	chromium fonts-liberation  # headless browser of tests/test_app.py and the page screenshot
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 REPORTS := reports
+APP_PORT ?= 8866
 
-.PHONY: test reproduce lab bench system venv data
+.PHONY: test reproduce lab app bench system venv data
 
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
@@ -60,11 +62,18 @@ reproduce: system venv
 			|| exit 1; \
 		echo "   $$(( $$(date +%s) - t0 )) s"; \
 	done; \
+	INSTCLF_PROFILE=default $(BIN)/python -m instclf.app screenshot figures/07_prediction_page.png \
+		|| exit 1; \
 	INSTCLF_PROFILE=default $(BIN)/instclf data info; \
 	echo "make reproduce: $$(( $$(date +%s) - start )) s in all"
 
 lab: system venv
 	$(BIN)/jupyter lab notebooks
+
+# Notebook 07 as a web page (Voila, code hidden) on http://127.0.0.1:$(APP_PORT)/; the model of
+# INSTCLF_PROFILE (default: default) is trained first if it is missing.
+app: system venv
+	$(BIN)/python -m instclf.app serve --port $(APP_PORT)
 
 bench: system venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -18,11 +18,16 @@ def _data_render(args) -> int:
     from . import render
 
     profile = config.get_profile(args.profile)
+    shard = config.parse_shard(args.shard) if args.shard else None
     if render.is_rendered(profile) and not args.force:
         print(f"{profile.dataset_dir} is already rendered for profile {profile.name}")
         return 0
-    report = render.render_dataset(profile, workers=args.workers, progress=not args.quiet)
+    report = render.render_dataset(profile, workers=args.workers, progress=not args.quiet,
+                                   shard=shard)
     print(json.dumps(report.as_dict(), indent=2))
+    if shard:
+        print(f"shard {args.shard} rendered; once every shard is done, run `instclf data render"
+              f" --profile {profile.name}` to write the metadata", file=sys.stderr)
     return 0
 
 
@@ -82,6 +87,62 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from . import predict
+
+    if not 1 <= args.top <= len(config.FAMILIES):
+        raise InstclfError(f"--top {args.top}: give a number from 1 to {len(config.FAMILIES)}")
+    predictor = predict.load_predictor(args.model, args.profile, progress=lambda line: print(
+        f"instclf: training the best model: {line}", file=sys.stderr))
+    results, failed = [], 0
+    for file in args.files:
+        try:
+            probabilities = predict.predict_audio(file, predictor)
+        except InstclfError as error:  # this file only: report it and go on with the others
+            print(f"instclf: error: {error}", file=sys.stderr)
+            results.append({"file": file, "error": str(error)})
+            failed += 1
+            continue
+        top = predict.top_families(probabilities, args.top)
+        results.append({"file": file, "probabilities": probabilities.round(6).to_dict(),
+                        "top": [[family, round(p, 6)] for family, p in top]})
+        if not args.json:
+            print(file)
+            for family, p in top:
+                print(f"  {family:<11} {p:6.3f}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+def _features(args) -> int:
+    profile = config.get_profile(args.profile)
+    shard = config.parse_shard(args.shard) if args.shard else None
+    from . import backbones, features, render  # keras: imported after the cheap checks
+
+    front_end = backbones.get_backbone(args.backbone).front_end
+    render.ensure_dataset(profile, progress=not args.quiet)
+    found = features.dataset_features(profile, front_end, shard=shard, progress=not args.quiet)
+    print(f"{len(found)} notes, features {found.X.shape[1:]} ({front_end.name}): {found.path}")
+    if shard:
+        print(f"shard {args.shard} done; once all {shard[1]} shards are in {found.path.parent}, "
+              f"run `instclf features --profile {profile.name} --backbone {args.backbone}` "
+              "to assemble them", file=sys.stderr)
+    return 0
+
+
+def _results(args) -> int:
+    from . import report
+
+    profile = config.get_profile(args.profile)
+    results = report.read_results(Path(args.file) if args.file else report.results_path(profile))
+    print(report.results_markdown(results))
+    if args.readme:
+        changed = report.update_readme(Path(args.readme), results)
+        print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--workers", type=int, help="processes (default: up to 2)")
     render.add_argument("--force", action="store_true", help="render even if up to date")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.add_argument("--shard", metavar="I/N", help="render only shard I of N (from 0); "
+                        "a final run without --shard writes the metadata")
     add("info", _data_info, "notes, instruments and sources per family and split")
     add("validate", _data_validate, "check every entry, file and WAV format of a dataset")
     download = add("download", _data_download, "download official NSynth splits")
@@ -113,6 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="predictions CSV (default: <data>/predictions.csv)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
+    predict = commands.add_parser("predict", help="the instrument family of your own recordings")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
+    predict.add_argument("--model", help="a .keras file saved by instclf (default: the "
+                         "profile's best model, trained first if missing)")
+    predict.add_argument("--profile", help="whose best model (default: $INSTCLF_PROFILE)")
+    predict.add_argument("--top", type=int, default=3, help="families shown per file (default 3)")
+    predict.add_argument("--json", action="store_true",
+                         help="one JSON document: file, probabilities and top, or file and error")
+    predict.set_defaults(handler=_predict)
+    feats = commands.add_parser("features", help="cache the features of the whole dataset")
+    feats.add_argument("--profile", help="smoke, default or full (default: $INSTCLF_PROFILE)")
+    feats.add_argument("--backbone", default="musicnn_vgg", help="whose front end "
+                       "(default: musicnn_vgg)")
+    feats.add_argument("--shard", metavar="I/N", help="only every N-th note from note I (from 0);"
+                       " a final run without --shard assembles the shards")
+    feats.add_argument("--quiet", action="store_true", help="no progress bar")
+    feats.set_defaults(handler=_features)
+    results = commands.add_parser("results", help="the results table (and the README's copy)")
+    results.add_argument("--profile", help="whose results file (default: $INSTCLF_PROFILE)")
+    results.add_argument("--file", help="a results JSON (default: the profile's, figures/results.json)")
+    results.add_argument("--readme", help="rewrite this README's results block from the file")
+    results.set_defaults(handler=_results)
     return parser
 
 

@@ -6,6 +6,10 @@ probability of every family. Every metric and figure is computed from such a tab
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -111,3 +115,205 @@ def evaluate_folder(model_path, folder, progress: bool = False) -> tuple[pd.Data
     X = features.compute_features(list(notes["path"]), front_end, progress=progress)
     table = predict(model, X, notes)
     return table, summary(table)
+
+
+# --- one table per model and split, written once ------------------------------------------
+
+def _model_digest(model_path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(model_path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_predictions(trained, data, split: str) -> pd.DataFrame:
+    """The predictions table of a saved model on one selection of notes (notebooks 05, 06).
+
+    Written beside the model as ``predictions-<model>-<split>.csv``; recomputed only when
+    the model file or the notes change.
+    """
+    from . import storage
+
+    key = hashlib.sha1((_model_digest(trained.path) + "".join(data.notes["note_str"]))
+                       .encode()).hexdigest()
+    path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
+    stamp = path.with_suffix(".json")
+    if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        return read_predictions(path)
+    table = predict(trained.model, data.X, data.notes)
+    with storage.atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    storage.write_json(stamp, {"key": key, "model": str(trained.path), "split": split,
+                               "notes": len(table)})
+    return table
+
+
+def read_predictions(path) -> pd.DataFrame:
+    """A predictions table written by :func:`cached_predictions` or ``instclf evaluate``."""
+    table = pd.read_csv(path)
+    for column in ("family", "predicted"):
+        table[column] = pd.Categorical(table[column], categories=FAMILIES)
+    return table
+
+
+# --- where the errors are (notebook 06) ------------------------------------------------------
+
+def confusion(table: pd.DataFrame, normalize: bool = False) -> pd.DataFrame:
+    """Confusion matrix: rows true family (only those present), columns predicted family.
+
+    ``normalize=True`` divides each row by its notes (row-normalised: recall on the diagonal).
+    """
+    truth = pd.Categorical(table["family"].astype(str), categories=FAMILIES)
+    predicted = pd.Categorical(table["predicted"].astype(str), categories=FAMILIES)
+    counts = pd.crosstab(truth, predicted, dropna=False).reindex(
+        index=FAMILIES, columns=FAMILIES, fill_value=0)
+    counts = counts[counts.sum(axis=1) > 0]
+    counts.index.name, counts.columns.name = "true family", "predicted family"
+    return counts.div(counts.sum(axis=1), axis=0) if normalize else counts
+
+
+def confused_pairs(table: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """The most frequent (true, predicted) mistakes with their share of the true family's notes."""
+    counts = confusion(table)
+    support = counts.sum(axis=1)
+    pairs = [{"true": true, "predicted": predicted, "notes": int(counts.loc[true, predicted]),
+              "share_of_true": counts.loc[true, predicted] / support[true]}
+             for true in counts.index for predicted in counts.columns
+             if true != predicted and counts.loc[true, predicted] > 0]
+    columns = ["true", "predicted", "notes", "share_of_true"]
+    return (pd.DataFrame(pairs, columns=columns)
+            .sort_values(["notes", "share_of_true"], ascending=False, kind="stable")
+            .head(top).reset_index(drop=True))
+
+
+def notes_behind(table: pd.DataFrame, true: str, predicted: str) -> pd.DataFrame:
+    """The notes of family ``true`` predicted as ``predicted``, most confident mistake first."""
+    mistaken = table[(table["family"].astype(str) == true)
+                     & (table["predicted"].astype(str) == predicted)]
+    return mistaken.sort_values(f"p_{predicted}", ascending=False, kind="stable")
+
+
+def accuracy_by(table: pd.DataFrame, column: str, bins=None) -> pd.DataFrame:
+    """Accuracy and notes per value of ``column`` (or per bin of it, ``bins`` edges)."""
+    correct = table["predicted"].astype(str) == table["family"].astype(str)
+    key = pd.cut(table[column], bins=bins, right=False) if bins is not None else table[column]
+    grouped = correct.groupby(key, observed=True)
+    result = pd.DataFrame({"accuracy": grouped.mean(), "notes": grouped.size()})
+    result.index.name = column
+    return result
+
+
+def instrument_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per instrument: family, notes, accuracy and the family it is most taken for."""
+    correct = table["predicted"].astype(str) == table["family"].astype(str)
+    grouped = table.assign(correct=correct).groupby("instrument_str", observed=True)
+    result = pd.DataFrame({
+        "family": grouped["family"].first().astype(str),
+        "notes": grouped.size(),
+        "accuracy": grouped["correct"].mean(),
+        "most_predicted": grouped["predicted"].agg(lambda p: p.astype(str).value_counts().index[0]),
+    })
+    if "soundfont" in table.columns:
+        result["soundfont"] = grouped["soundfont"].first()
+    return result.sort_values(["accuracy", "notes"], ascending=[True, False], kind="stable")
+
+
+# --- confidence (notebook 05) ----------------------------------------------------------------
+
+def confidence(table: pd.DataFrame) -> np.ndarray:
+    """The probability the model gave its predicted family, per note."""
+    return table[[f"p_{family}" for family in FAMILIES]].to_numpy().max(axis=1)
+
+
+def reliability(table: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
+    """Calibration per confidence bin: mean confidence, accuracy and notes (empty bins left out)."""
+    conf = confidence(table)
+    correct = (table["predicted"].astype(str) == table["family"].astype(str)).to_numpy()
+    edges = np.linspace(0, 1, n_bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = [{"low": edges[b], "high": edges[b + 1], "confidence": conf[index == b].mean(),
+             "accuracy": correct[index == b].mean(), "notes": int((index == b).sum())}
+            for b in range(n_bins) if (index == b).any()]
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
+    """Notes-weighted mean gap between confidence and accuracy over the reliability bins."""
+    bins = reliability(table, n_bins)
+    return float((bins["notes"] * (bins["confidence"] - bins["accuracy"]).abs()).sum()
+                 / bins["notes"].sum())
+
+
+# --- unseen sound sources: leave one soundfont out (notebook 05) -----------------------------
+
+def backbone_embeddings(profile, backbone_name: str, data: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """The pretrained backbone's pooled output for every note of ``data``, cached on disk.
+
+    What the head sees when the whole backbone is frozen; rows follow the notes of the
+    selections in ``data``'s order (returned as one table).
+    """
+    from . import backbones, storage, train
+
+    notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
+    backbone = backbones.get_backbone(backbone_name)
+    key = hashlib.sha1((backbone.name + backbone.front_end.key + "".join(notes["note_str"]))
+                       .encode()).hexdigest()[:10]
+    path = (profile.data_dir / "cache" / "embeddings" / profile.dataset_dir.name
+            / f"{backbone.name}-{key}.npy")
+    if path.is_file():
+        return np.load(path), notes
+    model = backbones.build_classifier(backbone)
+    stop = backbones.block_start(model, backbone, 0) + 1  # through the global pooling
+    X = np.concatenate([train.activations(model, d.X, 0, stop) for d in data.values()])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, X)
+    return X, notes
+
+
+def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
+                       profile, seed: int = 0):
+    """A fresh softmax head (dropout, dense) trained on the rows ``fit``, stopped on ``valid``."""
+    import keras
+
+    from . import backbones, train
+
+    keras.utils.set_random_seed(seed)
+    head = keras.Sequential([keras.Input(E.shape[1:]),
+                             keras.layers.Dropout(backbones.HEAD_DROPOUT),
+                             keras.layers.Dense(len(FAMILIES), activation="softmax")])
+    schedule = train.schedule_for(profile)
+    train.fit_stage(head, (E[fit], y[fit]), (E[valid], y[valid]), schedule.head_learning_rate,
+                    profile.head_epochs, profile.patience, profile.batch_size, seed)
+    return head
+
+
+def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                            also_leave_out: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per soundfont: a head trained without it, tested on all its notes ("unseen source").
+
+    The head trains on the other soundfonts' training-split notes and stops on their
+    validation-split notes. ``also_leave_out`` maps a soundfont to a partner left out of
+    training with it (for soundfonts that share samples). Returns the per-soundfont table
+    and the predictions table of every left-out note.
+    """
+    from . import train
+
+    y = train.labels(notes)
+    soundfont = notes["soundfont"].astype(str).to_numpy()
+    split = notes["split"].astype(str).to_numpy()
+    rows, tables = [], []
+    for held_out in sorted(set(soundfont)):
+        excluded = {held_out, (also_leave_out or {}).get(held_out, held_out)}
+        others = ~np.isin(soundfont, list(excluded))
+        head = head_on_embeddings(E, y, others & (split == "train"), others & (split == "valid"),
+                                  profile, seed=profile.seed)
+        test = soundfont == held_out
+        table = predictions_table(head.predict(E[test], verbose=0), notes[test])
+        rows.append({"soundfont": held_out, "also_left_out": "+".join(sorted(excluded - {held_out})),
+                     "notes": int(test.sum()), "instruments": int(table["instrument_str"].nunique()),
+                     "accuracy": accuracy(table), "balanced_accuracy": balanced_accuracy(table)})
+        tables.append(table)
+    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)

@@ -309,3 +309,186 @@ def plot_backbone_comparison(results: pd.DataFrame, ax=None):
            title="Transfer against training from scratch")
     ax.legend(title="test notes from", loc="lower right")
     return fig
+
+
+# --- validation and the confusion deep dive (notebooks 05 and 06) ---------------------------
+
+def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
+                            title: str = "Seen and unseen instruments"):
+    """Accuracy with its 95% interval per model and split (notebook 05).
+
+    ``summaries`` has columns ``model``, ``split``, ``accuracy``, ``low``, ``high``.
+    """
+    fig, ax = _axes(ax, figsize=(9, 4.5))
+    models = list(dict.fromkeys(summaries["model"]))
+    splits = list(dict.fromkeys(summaries["split"]))
+    width = 0.8 / len(splits)
+    for k, split in enumerate(splits):
+        part = summaries[summaries["split"] == split].set_index("model").reindex(models)
+        x = np.arange(len(models)) + (k - (len(splits) - 1) / 2) * width
+        bars = ax.bar(x, part["accuracy"], width, label=split,
+                      yerr=[part["accuracy"] - part["low"], part["high"] - part["accuracy"]],
+                      capsize=3)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
+    ax.set_xticks(range(len(models)), models, rotation=15, ha="right")
+    ax.set(xlabel="model", ylabel="accuracy (share of notes)", ylim=(0, 1.05), title=title)
+    ax.legend(title="test notes from", loc="lower right")
+    return fig
+
+
+def plot_instrument_accuracy(per_instrument: dict[str, pd.DataFrame], ax=None):
+    """Histogram of per-instrument accuracy, one outline per split (notebook 05)."""
+    fig, ax = _axes(ax)
+    edges = np.linspace(0, 1, 11)
+    for name, table in per_instrument.items():
+        ax.hist(table["accuracy"], bins=edges, histtype="step", linewidth=2,
+                weights=np.full(len(table), 1 / len(table)), label=f"{name} ({len(table)})")
+    ax.set(xlabel="accuracy of the instrument's notes (share)",
+           ylabel="share of instruments", title="Accuracy per instrument")
+    ax.legend(title="instruments")
+    return fig
+
+
+def plot_reliability(bins: pd.DataFrame, ax=None, title: str = "Reliability (calibration)"):
+    """Accuracy against mean confidence per bin, with the diagonal of perfect calibration."""
+    fig, ax = _axes(ax, figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    ax.plot(bins["confidence"], bins["accuracy"], marker="o", label="model")
+    for row in bins.itertuples():
+        ax.annotate(f"{row.notes}", (row.confidence, row.accuracy), fontsize=7,
+                    textcoords="offset points", xytext=(4, -10))
+    ax.set(xlabel="confidence: probability of the predicted family",
+           ylabel="accuracy in the bin (share of notes)", xlim=(0, 1), ylim=(0, 1.02),
+           title=title)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_source_results(per_source: pd.DataFrame, mean: float, ax=None,
+                        title: str = "Unseen sound sources"):
+    """Accuracy on each left-out soundfont (notebook 05), with the mean as a line.
+
+    Rows with ``also_left_out`` (a partner soundfont left out of training too) are starred
+    and drawn in a second colour.
+    """
+    fig, ax = _axes(ax)
+    apart = per_source["also_left_out"].astype(bool).to_numpy()
+    labels = [f"{s}*" if a else s for s, a in zip(per_source["soundfont"], apart)]
+    bars = ax.bar(labels, per_source["accuracy"],
+                  color=np.where(apart, "tab:orange", "tab:purple"))
+    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.axhline(mean, color="black", linestyle="--", label=f"mean of the five: {mean:.2f}")
+    if apart.any():
+        ax.bar(0, 0, color="tab:orange", label="* its shared-sample partner left out too")
+    ax.set(xlabel="soundfont left out of training (and tested on)",
+           ylabel="accuracy (share of its notes)", ylim=(0, 1), title=title)
+    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    ax.legend()
+    return fig
+
+
+def plot_confusion(counts: pd.DataFrame, normalized: pd.DataFrame, title: str = ""):
+    """The confusion matrix twice: note counts and row-normalised shares (notebook 06)."""
+    fig, axes = plt.subplots(1, 2, figsize=(17, 6.5), layout="constrained")
+    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", ax=axes[0], square=True,
+                cbar_kws={"label": "notes", "shrink": 0.8})
+    sns.heatmap(normalized, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, ax=axes[1],
+                square=True, annot_kws={"fontsize": 7},
+                cbar_kws={"label": "share of the true family's notes", "shrink": 0.8})
+    for ax, kind in zip(axes, ("notes", "row-normalised")):
+        ax.set(xlabel="predicted family", ylabel="true family", title=kind)
+        ax.tick_params(axis="x", rotation=45)
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_accuracy_by(tables: dict[str, pd.DataFrame], ncols: int = 2):
+    """Accuracy per value of several note fields, one panel each, notes on the bars."""
+    fig, axes = _panels(len(tables), ncols, (6.5, 3.6), layout="constrained")
+    for ax, (name, table) in zip(axes.flat, tables.items()):
+        labels = [str(v) for v in table.index]
+        bars = ax.bar(labels, table["accuracy"], color="tab:green")
+        ax.bar_label(bars, labels=[str(n) for n in table["notes"]], fontsize=7)
+        ax.set(xlabel=name, ylabel="accuracy (share of notes)", ylim=(0, 1.1),
+               title=f"by {name} (numbers: notes)")
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    return fig
+
+
+# --- predicting your own audio (notebook 07) ------------------------------------------------
+
+def plot_family_probabilities(probabilities: pd.Series, ax=None,
+                              title: str = "What the model hears",
+                              true_family: str | None = None):
+    """Horizontal bars: the probability of each of the eleven families (notebook 07).
+
+    The chart of the upload widget, the dataset explorer and the web page (``make app``).
+    The most probable family is coloured, the others grey; ``true_family`` outlines the bar
+    of the family a note really belongs to.
+    """
+    fig, ax = _axes(ax, figsize=(7, 4.2))
+    values = probabilities[list(FAMILIES)].to_numpy(dtype=float)
+    top = int(np.argmax(values))
+    positions = np.arange(len(FAMILIES))
+    bars = ax.barh(positions, values, color="#c8c8c8", edgecolor="none")
+    bars[top].set(color="C0", label=f"most probable ({FAMILIES[top]})")
+    for y, p in zip(positions, values):
+        ax.annotate(f"{p:.0%}", (p, y), xytext=(3, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=8)
+    if true_family is not None:
+        index = FAMILIES.index(true_family)
+        bars[index].set(edgecolor="black", linewidth=1.5)
+        if index != top:
+            bars[index].set_label(f"true family ({true_family})")
+        else:
+            bars[index].set_label(f"most probable and true family ({true_family})")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(positions, list(FAMILIES))
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.08), xlabel="probability (0 to 1)", ylabel="instrument family",
+           title=title)
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def plot_clip_preparation(y: np.ndarray, sr: int, clip: np.ndarray, clip_sr: int,
+                          silence_seconds: float | None = None):
+    """A recording as received above the clip the model hears, on one time axis (notebook 07).
+
+    ``silence_seconds`` shades the silence at the start of the recording.
+    """
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.8), sharex=True)
+    plot_waveform(y, sr, ax=axes[0], title=f"Recording as received ({sr:,} Hz)")
+    if silence_seconds:
+        axes[0].axvspan(0, silence_seconds, color="grey", alpha=0.15, label="silence")
+        axes[0].legend(loc="upper right", fontsize=9)
+    plot_waveform(clip, clip_sr, ax=axes[1], title=f"Clip the model hears ({clip_sr:,} Hz, "
+                  "onset at the start, level normalised)")
+    axes[0].set_xlabel("")
+    axes[0].set_xlim(0, max(len(y) / sr, len(clip) / clip_sr))
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_time(curves: dict[str, pd.DataFrame], mark_seconds: float | None = None,
+                          mark_label: str = "", ax=None):
+    """Validation accuracy (held-out instruments) after each epoch against the training time
+    spent so far, one line per model (notebook 04's equal-wall-time comparison).
+
+    ``curves`` maps a model to its history with ``elapsed_seconds``
+    (``instclf.train.elapsed_history``); each line starts where the model's first epoch ends,
+    so a pretrained model's activation caching shows as the gap before it. ``mark_seconds``
+    draws a vertical line (for example the from-scratch model's total time).
+    """
+    fig, ax = _axes(ax)
+    for k, (name, history) in enumerate(curves.items()):
+        ax.plot(history["elapsed_seconds"], history["val_accuracy"], marker="o", ms=3,
+                lw=1.2, color=f"C{k}", label=name)
+    if mark_seconds is not None:
+        ax.axvline(mark_seconds, color="grey", ls="--", lw=1, label=mark_label or None)
+    ax.set(xlabel="training time so far (s), activation caching included",
+           ylabel="validation accuracy (unseen instruments)", xlim=(0, None),
+           title="Accuracy against training time")
+    ax.legend(loc="lower right", fontsize=9)
+    return fig

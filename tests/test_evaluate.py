@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from instclf import evaluate
-from instclf.config import FAMILIES
+from instclf.config import FAMILIES, Profile
+
+PROFILE = Profile(name="t", soundfonts=(), instruments_per_family=None, notes_per_instrument=None)
 
 
 def _table(rows):
@@ -93,3 +95,94 @@ def test_bootstrap_is_wider_when_notes_cluster_by_instrument():
 def test_predictions_table_checks_its_shape(table):
     with pytest.raises(ValueError):
         evaluate.predictions_table(np.zeros((2, 3)), table.iloc[:2])
+
+
+def test_confusion_counts_and_rows(table):
+    counts = evaluate.confusion(table)
+    assert list(counts.index) == ["bass", "flute", "guitar"]  # absent families have no row
+    assert list(counts.columns) == list(FAMILIES)
+    assert counts.loc["bass", "bass"] == 2 and counts.loc["bass", "guitar"] == 1
+    assert counts.loc["guitar", "bass"] == 1 and counts.to_numpy().sum() == len(table)
+    shares = evaluate.confusion(table, normalize=True)
+    assert shares.loc["bass", "guitar"] == pytest.approx(1 / 3)
+    assert np.allclose(shares.sum(axis=1), 1)
+
+
+def test_confused_pairs_and_the_notes_behind_them(table):
+    pairs = evaluate.confused_pairs(table)
+    assert len(pairs) == 2
+    # one note each; bass->guitar is 1 of 3 bass notes, guitar->bass 1 of 2 guitar notes
+    assert list(zip(pairs.true, pairs.predicted)) == [("guitar", "bass"), ("bass", "guitar")]
+    assert pairs.share_of_true.tolist() == pytest.approx([1 / 2, 1 / 3])
+    behind = evaluate.notes_behind(table, "bass", "guitar")
+    assert behind.instrument_str.tolist() == ["bass_b"]
+
+
+def test_accuracy_by_values_and_bins(table):
+    by_pitch = evaluate.accuracy_by(table, "pitch", bins=[60, 63, 66])
+    assert by_pitch.notes.tolist() == [3, 3]
+    assert by_pitch.accuracy.tolist() == pytest.approx([2 / 3, 2 / 3])
+    by_velocity = evaluate.accuracy_by(table, "velocity")
+    assert by_velocity.loc[100].tolist() == pytest.approx([4 / 6, 6])
+
+
+def test_instrument_accuracy_worst_first(table):
+    instruments = evaluate.instrument_accuracy(table)
+    assert instruments.index[0] == "bass_b" and instruments.accuracy.iloc[0] == 0
+    assert instruments.loc["bass_b", "most_predicted"] == "guitar"
+    assert instruments.loc["guitar_a", "accuracy"] == 0.5
+    assert instruments.notes.sum() == len(table)
+
+
+def test_reliability_and_calibration_error(table):
+    # confidences 0.9 0.8 0.6 0.7 0.5 0.9; right: 1 1 0 1 0 1
+    bins = evaluate.reliability(table, n_bins=2)
+    assert bins.notes.tolist() == [1, 5]  # 0.5 falls in the lower bin (edges are inclusive above)
+    assert bins.accuracy.tolist() == pytest.approx([0.0, 4 / 5])
+    assert bins.confidence.tolist() == pytest.approx([0.5, (0.9 + 0.8 + 0.6 + 0.7 + 0.9) / 5])
+    expected = (1 * 0.5 + 5 * abs(0.78 - 0.8)) / 6
+    assert evaluate.expected_calibration_error(table, n_bins=2) == pytest.approx(expected)
+
+
+def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch):
+    # three soundfonts whose embeddings put the families in the same places, plus noise;
+    # the head is replaced by a nearest-centroid classifier that records what it was fit on
+    rng = np.random.default_rng(0)
+    rows, E = [], []
+    for soundfont in ("A", "B", "C"):
+        for k, family in enumerate(("bass", "flute", "organ")):
+            for n in range(8):
+                rows.append({"note_str": f"{family}_{soundfont}-{60 + n:03d}-100",
+                             "instrument_str": f"{family}_{soundfont}", "family": family,
+                             "source": "acoustic", "pitch": 60 + n, "velocity": 100,
+                             "soundfont": soundfont, "split": "valid" if n % 4 == 0 else "train"})
+                E.append(np.eye(3)[k] + rng.normal(0, 0.1, 3))
+    notes = pd.DataFrame(rows)
+    notes["family"] = pd.Categorical(notes["family"], categories=FAMILIES)
+    fits = []
+
+    class Centroids:
+        def __init__(self, E, y, fit):
+            self.classes = np.unique(y[fit])
+            self.centres = np.stack([E[fit][y[fit] == c].mean(axis=0) for c in self.classes])
+
+        def predict(self, X, verbose=0):
+            nearest = self.classes[np.argmin(((X[:, None] - self.centres) ** 2).sum(-1), axis=1)]
+            return np.eye(len(FAMILIES))[nearest]
+
+    def fake_head(E, y, fit, valid, profile, seed=0):
+        fits.append((set(notes.soundfont[fit]), set(notes.soundfont[valid]),
+                     set(notes.split[fit]), set(notes.split[valid])))
+        return Centroids(E, y, fit)
+
+    monkeypatch.setattr(evaluate, "head_on_embeddings", fake_head)
+    per_source, tables = evaluate.leave_one_soundfont_out(np.array(E, np.float32), notes, PROFILE,
+                                                          also_leave_out={"A": "B"})
+    assert per_source.soundfont.tolist() == ["A", "B", "C"]
+    assert per_source.also_left_out.tolist() == ["B", "", ""]
+    assert fits == [({"C"}, {"C"}, {"train"}, {"valid"}),
+                    ({"A", "C"}, {"A", "C"}, {"train"}, {"valid"}),
+                    ({"A", "B"}, {"A", "B"}, {"train"}, {"valid"})]
+    assert per_source.notes.tolist() == [24, 24, 24] and len(tables) == 72
+    assert set(tables.soundfont) == {"A", "B", "C"}
+    assert (per_source.accuracy == 1).all()

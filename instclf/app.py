@@ -1,0 +1,267 @@
+"""The web page of notebook 07: Voila serves the notebook, code hidden; a browser can drive it.
+
+``make app`` runs ``python -m instclf.app serve`` (the profile of ``INSTCLF_PROFILE``, default
+``default``); ``make reproduce`` runs ``python -m instclf.app screenshot
+figures/07_prediction_page.png``; ``tests/test_app.py`` drives the same page in headless
+Chromium on the smoke profile, through the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .config import PROJECT_ROOT, InstclfError, Profile, get_profile
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "07_predict_your_audio.ipynb"
+DEFAULT_PORT = 8866
+CHROMIUM_PATHS = ("/usr/bin/chromium", "chromium", "chromium-browser")
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage",
+                 "--disable-gpu", "--disable-extensions", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--mute-audio")
+# CSS selectors of the upload panel (instclf.widgets gives the elements these classes)
+UPLOAD_BUTTON = ".instclf-upload .instclf-upload-button"
+PREDICTED_FAMILY = ".instclf-upload .instclf-prediction .instclf-family"
+CHART = ".instclf-upload img.instclf-chart"
+ERROR = ".instclf-upload .instclf-error"
+
+
+# An upload reaches the kernel as one websocket message, and Tornado closes the connection on
+# a message over 10 MiB by default, without a word on the page. Allow well past
+# predict.MAX_BYTES (50 MB), so that a larger file gets predict's "too large" message.
+WEBSOCKET_MAX_BYTES = 128 * 2**20
+
+
+def run_voila(argv: list[str]) -> None:
+    """Voila's command line (``voila ARGS``), with room for uploads up to the size limit."""
+    from voila.app import Voila
+
+    Voila.launch_instance(argv=argv,
+                          tornado_settings={"websocket_max_message_size": WEBSOCKET_MAX_BYTES})
+
+
+def voila_command(port: int, notebook: Path = NOTEBOOK, *options: str) -> list[str]:
+    """The command that serves ``notebook`` on ``http://127.0.0.1:<port>/``, code hidden."""
+    return [sys.executable, "-m", "instclf.app", "voila", str(notebook), f"--port={port}",
+            "--no-browser", "--Voila.ip=127.0.0.1", *options]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM Voila (it shuts its kernels down), then SIGKILL it and any kernel left."""
+    try:
+        import psutil
+
+        children = psutil.Process(process.pid).children(recursive=True)
+    except Exception:  # psutil missing or Voila already gone: nothing more to find
+        children = []
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.kill()
+
+
+@contextlib.contextmanager
+def serving(profile: Profile, port: int | None = None, timeout: float = 60,
+            log_path: Path | None = None, options: tuple[str, ...] = ()):
+    """Voila serving notebook 07 on the profile (its name and data root); yields the URL.
+
+    Waits until the server listens (at most ``timeout`` s), and always stops it, with its
+    kernels, on leaving. Its output goes to ``log_path`` (default: a temporary file), quoted
+    in the error if it does not start.
+    """
+    port = port or free_port()
+    env = {**os.environ, "INSTCLF_PROFILE": profile.name,
+           "INSTCLF_DATA_DIR": str(profile.data_dir)}
+    with contextlib.ExitStack() as stack:
+        if log_path is None:
+            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "voila.log"
+        log = stack.enter_context(open(log_path, "wb"))
+        process = subprocess.Popen(voila_command(port, NOTEBOOK, *options), env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _listening(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = Path(log_path).read_text(errors="replace")[-3000:]
+                    raise InstclfError(f"Voila did not start on port {port} within {timeout:.0f} s"
+                                       f" (exit code {process.poll()}); its output:\n{tail}")
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            _stop(process)
+
+
+def find_chromium() -> str:
+    """The path of the Chromium binary (Debian's ``chromium`` package)."""
+    for candidate in CHROMIUM_PATHS:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise InstclfError(f"Chromium not found (looked for {', '.join(CHROMIUM_PATHS)}); install "
+                       "it with: make system (or: sudo apt-get install -y chromium)")
+
+
+@contextlib.contextmanager
+def browser():
+    """Headless Chromium driven by Playwright (never Playwright's own browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = find_chromium()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=list(CHROMIUM_ARGS))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_page(chromium, url: str, timeout: float = 90):
+    """A new page on ``url``, returned once the upload button has appeared."""
+    page = chromium.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(url, wait_until="commit", timeout=timeout * 1000)
+    page.wait_for_selector(UPLOAD_BUTTON, state="visible", timeout=timeout * 1000)
+    return page
+
+
+def upload(page, name: str, content: bytes | Path, timeout: float = 30) -> dict:
+    """Upload a file through the page's upload button; wait for its prediction or its error.
+
+    ``content`` is the file's bytes, or its path (Playwright takes at most 50 MB as bytes);
+    a path's own name is the name uploaded.
+
+    Returns ``{"family": ..., "error": ...}`` (one of them ``None``). Give each upload of a
+    page its own ``name``: the status line naming it tells this result from the last. The
+    FileUpload widget keeps its ``<input type=file>`` out of the document, so the file goes
+    through the file chooser its button opens.
+    """
+    with page.expect_file_chooser(timeout=timeout * 1000) as chooser:
+        page.click(UPLOAD_BUTTON, timeout=timeout * 1000)
+    if isinstance(content, Path):
+        name = content.name
+        chooser.value.set_files(str(content))
+    else:
+        chooser.value.set_files([{"name": name, "mimeType": "audio/wav", "buffer": content}])
+    # the kernel answers by changing the prediction or the error element; wait for either
+    page.wait_for_function("""(name) => {
+        const status = document.querySelector('.instclf-upload .instclf-status');
+        const family = document.querySelector('%s');
+        const error = document.querySelector('%s');
+        return status !== null && status.innerText.includes(name) &&
+               (family !== null || (error !== null && error.innerText.trim().length > 0));
+    }""" % (PREDICTED_FAMILY, ERROR), arg=name, timeout=timeout * 1000)
+    family = page.query_selector(PREDICTED_FAMILY)
+    error = page.inner_text(ERROR).strip()
+    return {"family": family.inner_text().strip() if family else None, "error": error or None}
+
+
+def demo_note(profile: Profile) -> pd.Series:
+    """The note the screenshot uploads: a guitar of a held-out instrument (test split)."""
+    from . import nsynth, render, subsets
+
+    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=False), ("test",))
+    picked = subsets.one_note_per_family(notes)
+    guitars = picked[picked["family"] == "guitar"]
+    return (guitars if len(guitars) else picked).iloc[0]
+
+
+def screenshot(path: Path, profile: Profile | None = None, timeout: float = 300) -> Path:
+    """Save the upload panel of the web page after a prediction as a PNG (``make reproduce``).
+
+    Trains the profile's best model first if it is missing, so the page loads quickly.
+    """
+    from . import storage, train
+
+    profile = profile or get_profile()
+    train.best_model(profile)
+    note = demo_note(profile)
+    with serving(profile) as url, browser() as chromium:
+        page = open_page(chromium, url, timeout)
+        shown = upload(page, f"{note['note_str']}.wav", Path(note["path"]).read_bytes(), timeout)
+        if shown["family"] is None:
+            raise InstclfError(f"the web page gave no prediction: {shown['error']}")
+        page.wait_for_selector(CHART, state="visible", timeout=timeout * 1000)
+        with storage.atomic_path(Path(path)) as tmp:
+            page.locator(".instclf-upload").screenshot(path=str(tmp), timeout=timeout * 1000)
+    return Path(path)
+
+
+def serve(port: int = DEFAULT_PORT, profile: Profile | None = None) -> None:
+    """``make app``: train the model if missing, then become Voila serving notebook 07.
+
+    The process is replaced by Voila (``exec``), so Ctrl-C reaches it and stops its kernels.
+    """
+    from . import train
+
+    profile = profile or get_profile()
+    print(f"profile {profile.name}: loading (or training) the best model ...", flush=True)
+    trained = train.best_model(profile, progress=print)
+    print(f"model {trained.path}\nserving notebook 07 on http://127.0.0.1:{port}/ "
+          "(Ctrl-C stops it)", flush=True)
+    env = {**os.environ, "INSTCLF_PROFILE": profile.name, "INSTCLF_DATA_DIR": str(profile.data_dir)}
+    command = voila_command(port)
+    os.chdir(PROJECT_ROOT)
+    os.execve(command[0], command, env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["voila"]:  # what voila_command runs: Voila's own options follow
+        run_voila(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m instclf.app",
+                                     description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve notebook 07 with Voila (make app)")
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    commands.add_parser("voila", help="Voila itself, its options after it (what serve runs)")
+    shot = commands.add_parser("screenshot", help="save the page after a prediction as a PNG")
+    shot.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(args.port)  # does not return
+        start = time.perf_counter()
+        path = screenshot(args.path)
+        print(f"web page screenshot: {path} ({time.perf_counter() - start:.0f} s)")
+        return 0
+    except InstclfError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Any audio file -> the probability of each family (notebook 07, ``instclf predict``, web page).
+
+One pure path, shared by the CLI, the widget of notebook 07 and the Voila page:
+:func:`read_audio` decodes a path or bytes (WAV, FLAC, OGG, MP3 through libsndfile, in
+memory; nothing is written to disk), :func:`prepare_clip` turns the recording into a note
+like the training notes (mono, 16 kHz, onset at 0, 4 s, peak inside the training notes'
+range), and :func:`predict_audio` runs it through the model's own front end and returns one
+probability per family. A :class:`Predictor` is loaded once per model file and reused.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import librosa
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from . import features, nsynth, render, train
+from .config import FAMILIES, InstclfError, Profile, get_profile
+
+MAX_BYTES = 50 * 1024 * 1024  # size limit for one input
+SILENT_PEAK = render.SILENT_PEAK  # below -80 dBFS: nothing to classify
+FORMATS = "WAV, FLAC, OGG or MP3"
+# Onset (see find_onset). Every rendered training note reaches -40 dB within 93 ms and
+# starts within 30 ms of its first sample (11,700 notes of the default profile), so a lead-in
+# shorter than ATTACK_SECONDS counts as the note's own attack and the note is left as is.
+ONSET_DB = -40.0  # the note is where the level first comes within this of the peak...
+NOTE_DB = -20.0  # ...or 12 dB above the noise, but never asking for more than this
+LEAD_DB = -30.0  # the lead-in ends below this (or twice the noise level, if lower)
+FLOOR_DB = -90.0  # lowest level counted as sound (a 16-bit LSB below a 0.6 peak)
+ATTACK_SECONDS = 0.2
+ENVELOPE_FRAME = 64  # samples at 16 kHz (4 ms) per envelope value
+
+
+@dataclass
+class Predictor:
+    """A loaded classifier with its description and front end, loaded once and reused."""
+
+    model: keras.Model
+    meta: dict
+    front_end: features.FrontEnd
+    path: Path | None = None
+
+
+_PREDICTORS: dict[tuple, Predictor] = {}
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()  # a retrained model (same path, new file) is loaded again
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def predictor_from(model: keras.Model, meta: dict, path: Path | None = None) -> Predictor:
+    """A :class:`Predictor` for a model already in memory; checks its description."""
+    if "front_end" not in meta:
+        raise InstclfError(f"model description {path or ''} has no front_end; save the model "
+                           "with instclf.train.save_model")
+    classes = list(meta.get("classes", FAMILIES))
+    if classes != list(FAMILIES):
+        raise InstclfError(f"model {path or ''} predicts {classes}, not NSynth's families "
+                           f"{list(FAMILIES)}; use a model trained by instclf")
+    return Predictor(model, meta, features.FrontEnd.from_dict(meta["front_end"]), path)
+
+
+def load_predictor(model_path: str | Path | None = None, profile: Profile | str | None = None,
+                   progress: Callable[[str], None] | None = None) -> Predictor:
+    """The classifier at ``model_path``, or the profile's best model (trained if missing).
+
+    Loaded once per file and process, then reused (notebook 07, ``instclf predict``).
+    ``progress`` is handed to :func:`instclf.train.best_model` in case it has to train.
+    """
+    if model_path is None:
+        profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        key = ("best", profile.name, str(profile.data_dir))
+        if key not in _PREDICTORS:
+            trained = train.best_model(profile, progress=progress)
+            _PREDICTORS[key] = predictor_from(trained.model, trained.meta, trained.path)
+        return _PREDICTORS[key]
+    path = Path(model_path).expanduser().resolve()
+    if not path.is_file():
+        raise InstclfError(f"model {path} not found; give a .keras file saved by instclf "
+                           "(notebook 03 or make reproduce trains one)")
+    key = _file_key(path)
+    if key not in _PREDICTORS:
+        model, meta = train.load_model(path)
+        _PREDICTORS[key] = predictor_from(model, meta, path)
+    return _PREDICTORS[key]
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+def _label(source: str | Path | bytes, name: str | None) -> str:
+    if name:
+        return str(name)
+    return "the audio" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
+def _too_large(label: str, size: int) -> InstclfError:
+    return InstclfError(f"{label}: too large ({size / 2**20:.1f} MB; the limit is "
+                        f"{MAX_BYTES / 2**20:.0f} MB); cut out the note (a few seconds are "
+                        "enough) and try again")
+
+
+def _input(source: str | Path | bytes, label: str) -> str | io.BytesIO:
+    """What libsndfile reads: the path itself, or the bytes wrapped in memory."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        size = len(source)
+        handle = io.BytesIO(bytes(source))
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InstclfError(f"{label}: no such file; check the path")
+        size, handle = path.stat().st_size, str(path)
+    if size == 0:
+        raise InstclfError(f"{label}: empty file (0 bytes); record or export the note again")
+    if size > MAX_BYTES:
+        raise _too_large(label, size)
+    return handle
+
+
+def read_audio(source: str | Path | bytes,
+               name: str | None = None) -> tuple[np.ndarray, int]:
+    """``y, sr`` of a WAV, FLAC, OGG or MP3 file or its bytes, decoded in memory.
+
+    ``y`` is float32, mono ``(samples,)`` or ``(channels, samples)``, at the file's own rate.
+    ``name`` (an upload's file name) only labels error messages. Notebook 07.
+    """
+    label = _label(source, name)
+    handle = _input(source, label)
+    try:
+        y, sr = sf.read(handle, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, ValueError, EOFError) as error:
+        reason = getattr(error, "error_string", None) or str(error)
+        raise InstclfError(f"{label}: not audio, or a format instclf cannot read "
+                           f"({reason.strip().rstrip('.')}); give a {FORMATS} file") from None
+    if y.size == 0:
+        raise InstclfError(f"{label}: empty (the file holds no samples); record or export the "
+                           "note again")
+    y = np.ascontiguousarray(y.T)
+    return (y[0] if len(y) == 1 else y), int(sr)
+
+
+# --- the clip -------------------------------------------------------------------------------
+
+def to_mono_16k(y: np.ndarray, sr: int) -> np.ndarray:
+    """Mix to mono (mean of the channels) and resample to 16 kHz (soxr, as the features do)."""
+    y = np.asarray(y, dtype=np.float32)
+    mono = y.mean(axis=0) if y.ndim == 2 else y
+    if sr != nsynth.SAMPLE_RATE:
+        mono = librosa.resample(mono, orig_sr=sr, target_sr=nsynth.SAMPLE_RATE,
+                                res_type="soxr_hq")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _gain(db: float) -> float:
+    return 10 ** (db / 20)
+
+
+def find_onset(y: np.ndarray) -> int:
+    """The sample where the note starts in a 16 kHz recording (0: it starts with the note).
+
+    On an envelope of 4 ms frames (peak level of each), with the recording's noise taken as
+    its 10th-percentile frame: the note is the first frame within ``ONSET_DB`` of the peak
+    and 12 dB above the noise (at most ``NOTE_DB`` below the peak); the onset then moves
+    back through the attack while the level stays above the lead-in's (twice the noise,
+    between ``FLOOR_DB`` and ``LEAD_DB`` below the peak), to the first sample above it.
+    Silence before a note is dropped exactly; a note that starts within ``ATTACK_SECONDS``
+    is left as is, as the rendered training notes are.
+    """
+    n_frames = -(-len(y) // ENVELOPE_FRAME)
+    padded = np.zeros(n_frames * ENVELOPE_FRAME, np.float32)
+    padded[:len(y)] = np.abs(y)
+    envelope = padded.reshape(n_frames, ENVELOPE_FRAME).max(axis=1)
+    peak, noise = float(envelope.max()), float(np.percentile(envelope, 10))
+    level = min(max(peak * _gain(ONSET_DB), 4 * noise), peak * _gain(NOTE_DB))
+    loud = int(np.argmax(envelope >= level))
+    floor = min(max(2 * noise, peak * _gain(FLOOR_DB)), peak * _gain(LEAD_DB))
+    start = loud
+    while start > 0 and envelope[start - 1] > floor:
+        start -= 1
+    frame = padded[start * ENVELOPE_FRAME:(start + 1) * ENVELOPE_FRAME]
+    onset = start * ENVELOPE_FRAME + int(np.argmax(frame > floor))
+    return onset if onset >= ATTACK_SECONDS * nsynth.SAMPLE_RATE else 0
+
+
+def fit_length(y: np.ndarray, samples: int = nsynth.NOTE_SAMPLES) -> np.ndarray:
+    """Cut to ``samples`` or zero-pad at the end (training notes are 4 s long)."""
+    out = np.zeros(samples, np.float32)
+    out[:min(len(y), samples)] = y[:samples]
+    return out
+
+
+def normalise_level(y: np.ndarray) -> np.ndarray:
+    """Peak into the training notes' range (``render.PEAK_RANGE``), the nearest end of it.
+
+    Training notes were peak-normalised to levels spread over that range, so a note whose
+    peak is already inside it is left as is (a rendered note passes through unchanged);
+    a quieter one is raised to the bottom of the range, a louder one lowered to the top.
+    """
+    peak = float(np.abs(y).max())
+    low, high = render.PEAK_RANGE
+    target = min(max(peak, low), high)
+    return y if target == peak else (y * np.float32(target / peak)).astype(np.float32)
+
+
+def _dbfs(peak: float) -> str:
+    return "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
+
+
+def prepare_clip(y: np.ndarray, sr: int, front_end: features.FrontEnd) -> np.ndarray:
+    """A recording -> a note like the training notes: float32, 16 kHz, 4 s, onset at 0.
+
+    Mono mix, resampling, onset alignment (:func:`find_onset`), cut or pad to 4 s, peak
+    into the training range (:func:`normalise_level`). ``front_end`` then takes its own clip
+    of this note, as in training. Refuses a silent recording. Notebook 07.
+    """
+    if front_end.clip_start + front_end.clip_seconds > nsynth.NOTE_SECONDS:
+        raise InstclfError(f"front end {front_end.name} wants a clip beyond the 4 s note; "
+                           "use a model trained by instclf")
+    mono = to_mono_16k(y, sr)
+    peak = float(np.abs(mono).max()) if mono.size else 0.0
+    if peak < SILENT_PEAK:
+        raise InstclfError(f"silent: its loudest sample is at {_dbfs(peak)} dBFS, below "
+                           f"{_dbfs(SILENT_PEAK)} dBFS; record the note louder or check the "
+                           "microphone")
+    note = fit_length(mono[find_onset(mono):])
+    return normalise_level(note)
+
+
+# --- prediction -----------------------------------------------------------------------------
+
+def clip_probabilities(clip: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """Probabilities (float64, summing to 1) of a prepared 4 s note, through the front end."""
+    X = features.batch_features(clip[None], predictor.front_end, fft_workers=1)
+    p = np.asarray(predictor.model.predict_on_batch(X), dtype=np.float64)[0]
+    return p / p.sum()
+
+
+def predict_audio(source: str | Path | bytes, predictor: Predictor,
+                  name: str | None = None) -> pd.Series:
+    """The probability of every family (index: NSynth's order) for one recording.
+
+    ``source`` is a path or the bytes of an upload; ``name`` labels error messages. Pure:
+    nothing is written to disk. Notebook 07, the web page and ``instclf predict``.
+    """
+    y, sr = read_audio(source, name)
+    try:
+        clip = prepare_clip(y, sr, predictor.front_end)
+    except InstclfError as error:
+        raise InstclfError(f"{_label(source, name)}: {error}") from None
+    return pd.Series(clip_probabilities(clip, predictor), index=pd.Index(FAMILIES, name="family"),
+                     name="probability")
+
+
+def top_families(probabilities: pd.Series, k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` most probable families, most probable first, as (family, probability)."""
+    ordered = probabilities.sort_values(ascending=False, kind="stable")
+    return [(str(family), float(p)) for family, p in ordered.iloc[:k].items()]

@@ -1,0 +1,176 @@
+"""The widgets of notebook 07 and its web page (``make app``): thin wrappers over ``predict``.
+
+:func:`handle_upload` is the whole of what happens to an uploaded file (bytes in, chart and
+message out); the upload panel only wires a ``FileUpload`` to it, so notebook 07 runs the same
+code headless. DOM elements carry stable CSS classes (``instclf-upload``, ``instclf-chart``,
+``instclf-prediction``, ``instclf-family``, ``instclf-error``) for the browser test.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import NamedTuple
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import plots, predict
+from .config import InstclfError
+
+ACCEPT = "audio/*,.wav,.flac,.ogg,.oga,.mp3"
+
+
+class Result(NamedTuple):
+    """What one prediction shows: probabilities and chart, or neither and an error message."""
+
+    probabilities: pd.Series | None
+    figure: plt.Figure | None
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.probabilities is not None
+
+
+def handle_upload(content: bytes, name: str | None, predictor: predict.Predictor,
+                  true_family: str | None = None) -> Result:
+    """Bytes of a file -> probabilities, bar chart and a one-line message (notebook 07).
+
+    What the upload widget calls; a file that is not usable audio gives ``ok == False`` and
+    the reason as the message, never an exception.
+    """
+    try:
+        probabilities = predict.predict_audio(bytes(content), predictor, name=name)
+    except InstclfError as error:
+        return Result(None, None, str(error))
+    family, p = predict.top_families(probabilities, k=1)[0]
+    figure = plots.plot_family_probabilities(probabilities, title=f"What the model hears: {name}",
+                                             true_family=true_family)
+    return Result(probabilities, figure, f"predicted family: {family} ({p:.0%})")
+
+
+def handle_note(note: pd.Series, predictor: predict.Predictor) -> Result:
+    """One row of a note table -> :func:`handle_upload` of its WAV, true family marked (07)."""
+    return handle_upload(Path(note["path"]).read_bytes(), note["note_str"], predictor,
+                         true_family=str(note["family"]))
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _result_view() -> tuple[widgets.HTML, widgets.HTML, widgets.Image]:
+    prediction = widgets.HTML().add_class("instclf-prediction")
+    error = widgets.HTML().add_class("instclf-error")
+    chart = widgets.Image(format="png", layout=widgets.Layout(display="none", width="640px"))
+    return prediction, error, chart.add_class("instclf-chart")
+
+
+def _show(result: Result, prediction: widgets.HTML, error: widgets.HTML,
+          chart: widgets.Image) -> None:
+    """Puts a :class:`Result` into the three output widgets: chart and prediction, or error."""
+    if result.ok:
+        family, p = predict.top_families(result.probabilities, k=1)[0]
+        chart.value = _png(result.figure)
+        chart.layout.display = None
+        prediction.value = (f"Predicted family: <b class='instclf-family'>{family}</b> "
+                            f"({p:.0%} probability)")
+        error.value = ""
+    else:
+        chart.layout.display = "none"
+        prediction.value = ""
+        error.value = (f"<span style='color:#b00020'>Cannot predict this file: "
+                       f"{html.escape(result.message)}</span>")
+
+
+def upload_panel(predictor: predict.Predictor) -> widgets.VBox:
+    """A file upload button and, for each file uploaded, its chart or its error (notebook 07)."""
+    upload = widgets.FileUpload(accept=ACCEPT, multiple=False, description="Upload a recording",
+                                layout=widgets.Layout(width="240px"))
+    status = widgets.HTML().add_class("instclf-status")
+    prediction, error, chart = _result_view()
+
+    def on_upload(change):
+        if not change["new"]:
+            return
+        file = change["new"][0]
+        prediction.value, error.value, chart.layout.display = "", "", "none"
+        # the status names the file only once the old result is cleared (the browser test
+        # waits for the name, then for the new prediction or error)
+        status.value = f"{html.escape(file['name'])}: {len(file['content']):,} bytes"
+        _show(handle_upload(file["content"], file["name"], predictor), prediction, error, chart)
+
+    upload.observe(on_upload, names="value")
+    help_text = widgets.HTML(
+        "A single note works best: wav, flac, ogg or mp3, up to "
+        f"{predict.MAX_BYTES // 2**20} MB. It is mixed to mono, resampled to 16 kHz, cut at "
+        "its onset to a 4 s clip and normalised, as the training notes were.")
+    panel = widgets.VBox([help_text, upload.add_class("instclf-upload-button"), status,
+                          prediction, error, chart])
+    return panel.add_class("instclf-upload")
+
+
+def dataset_explorer(notes: pd.DataFrame, predictor: predict.Predictor) -> widgets.VBox:
+    """Pick a note of the dataset by family, instrument, pitch and velocity; hear it and see
+    what the model predicts beside its true family (notebook 07)."""
+    family = widgets.Dropdown(options=sorted(notes["family"].astype(str).unique()),
+                              description="family")
+    instrument = widgets.Dropdown(options=[""], description="instrument")
+    pitch = widgets.SelectionSlider(options=[60], description="pitch (MIDI)")
+    velocity = widgets.ToggleButtons(options=[100], description="velocity")
+    audio = widgets.Audio(format="wav", autoplay=False, loop=False)
+    info = widgets.HTML().add_class("instclf-explorer-note")
+    prediction, error, chart = _result_view()
+    updating = False
+
+    def set_options(selector, options) -> None:
+        """New options, keeping the value chosen (or the nearest pitch or velocity)."""
+        previous = selector.value
+        selector.options = options
+        if previous in options:
+            selector.value = previous
+        elif isinstance(previous, int):
+            selector.value = min(options, key=lambda option: abs(option - previous))
+
+    def chosen(level: int) -> pd.DataFrame:
+        """The notes matching the first ``level`` + 1 choices."""
+        keep = notes["family"] == family.value
+        for column, selector in (("instrument_str", instrument), ("pitch", pitch),
+                                 ("velocity", velocity))[:level]:
+            keep &= notes[column] == selector.value
+        return notes[keep]
+
+    def refresh(level: int) -> None:
+        """After choice ``level`` changed (0 family ... 3 velocity): narrow the later choices,
+        then play and predict the note they pick."""
+        nonlocal updating
+        if updating:
+            return
+        updating = True
+        try:
+            for depth, (column, selector) in enumerate((("instrument_str", instrument),
+                                                        ("pitch", pitch),
+                                                        ("velocity", velocity))):
+                if depth >= level:
+                    set_options(selector, sorted(chosen(depth)[column].unique().tolist()))
+        finally:
+            updating = False
+        note = chosen(3).iloc[0]
+        audio.value = Path(note["path"]).read_bytes()
+        split = f", {note['split']} split" if "split" in note else ""
+        info.value = (f"<b>{note['note_str']}</b>: true family <b>{note['family']}</b>"
+                      f" ({note['source']}{split})")
+        _show(handle_note(note, predictor), prediction, error, chart)
+
+    for level, selector in enumerate((family, instrument, pitch, velocity)):
+        selector.observe(lambda _, level=level: refresh(level), names="value")
+    refresh(0)
+    controls = widgets.VBox([family, instrument, pitch, velocity])
+    return widgets.VBox([controls, audio, info, prediction, error, chart]).add_class(
+        "instclf-explorer")

@@ -1,0 +1,121 @@
+"""The web page of notebook 07 in a real browser (``make app``; DESIGN.md, "Predicting your
+own audio").
+
+Voila serves notebook 07 on the smoke profile on a free port; headless Chromium (Debian's
+``chromium``, driven by Playwright) uploads a rendered note through the page's upload button,
+reads the predicted family, then uploads a text file named ``.wav`` and a file past the size
+limit and reads their errors. The test bounds itself (Voila start, page load and each upload
+have their own timeouts) and always stops Voila and its kernel. It never skips: without
+Chromium it fails and says how to install it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+
+import ipywidgets
+import pytest
+
+from instclf import FAMILIES, app, predict, train, widgets
+from instclf.config import get_profile
+
+START_TIMEOUT = 60  # s until Voila listens
+PAGE_TIMEOUT = 90  # s until the upload button shows: a kernel imports TensorFlow, runs notebook 07
+UPLOAD_TIMEOUT = 30  # s from choosing a file to its prediction or error
+TOTAL_BUDGET = 150  # s for the whole test, model check included
+NOT_AUDIO = b"My practice notes: scales on Monday, arpeggios on Tuesday.\n" * 20
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    """The smoke profile with its best model on disk (trained in seconds if missing)."""
+    profile = get_profile("smoke")
+    train.best_model(profile)
+    return profile
+
+
+def _part(panel: ipywidgets.Box, css_class: str) -> ipywidgets.DOMWidget:
+    return next(w for w in panel.children if css_class in w._dom_classes)
+
+
+def test_upload_panel_shows_a_prediction_then_an_error(smoke):
+    """The FileUpload callback with ipywidgets 8's value (a tuple of dicts), no browser."""
+    predictor = predict.load_predictor(profile=smoke)
+    wav = Path(app.demo_note(smoke)["path"]).read_bytes()
+    panel = widgets.upload_panel(predictor)
+    upload = next(w for w in panel.children if isinstance(w, ipywidgets.FileUpload))
+    prediction, error, chart = (_part(panel, c) for c in ("instclf-prediction", "instclf-error",
+                                                          "instclf-chart"))
+    for name, content in (("note.wav", wav), ("notes.wav", NOT_AUDIO)):
+        upload.value = ({"name": name, "type": "audio/wav", "size": len(content),
+                         "content": memoryview(content),
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+        if name == "note.wav":
+            expected = predict.predict_audio(wav, predictor).idxmax()
+            assert f"<b class='instclf-family'>{expected}</b>" in prediction.value
+            assert error.value == "" and chart.value[:4] == b"\x89PNG"
+            assert chart.layout.display is None
+        else:
+            assert prediction.value == "" and chart.layout.display == "none"
+            assert "notes.wav: not audio" in error.value
+
+
+def test_page_takes_uploads_past_the_size_limit():
+    """Larger than predict's limit still reaches the kernel, which refuses it with a message."""
+    assert app.WEBSOCKET_MAX_BYTES > predict.MAX_BYTES + 2**20
+
+
+def test_chromium_is_installed():
+    try:
+        path = app.find_chromium()
+    except Exception as error:  # an InstclfError that says `make system` installs it
+        pytest.fail(str(error))
+    assert Path(path).is_file()
+
+
+def test_page_predicts_an_upload_and_refuses_what_is_not_a_note(smoke, tmp_path):
+    start = time.monotonic()
+    app.find_chromium()  # fails first with the install command, before Voila starts
+    note = app.demo_note(smoke)
+    wav = Path(note["path"]).read_bytes()
+    probabilities = predict.predict_audio(wav, predict.load_predictor(profile=smoke))
+    expected = predict.top_families(probabilities, k=1)[0][0]
+    log = tmp_path / "voila.log"
+    try:
+        with app.serving(smoke, timeout=START_TIMEOUT, log_path=log,
+                         options=("--show_tracebacks=True",)) as url, app.browser() as chromium:
+            page = app.open_page(chromium, url, PAGE_TIMEOUT)
+            loaded = time.monotonic() - start
+
+            shown = app.upload(page, f"{note['note_str']}.wav", wav, UPLOAD_TIMEOUT)
+            assert shown["error"] is None, shown["error"]
+            assert shown["family"] in FAMILIES
+            assert shown["family"] == expected, (shown, probabilities.round(3).to_dict())
+            chart = page.wait_for_selector(app.CHART, state="visible",
+                                           timeout=UPLOAD_TIMEOUT * 1000)
+            box = chart.bounding_box()
+            assert box and box["width"] > 200 and box["height"] > 100
+            page.locator(".instclf-upload").screenshot(path=str(tmp_path / "prediction.png"))
+
+            refused = app.upload(page, "practice_notes.wav", NOT_AUDIO, UPLOAD_TIMEOUT)
+            assert refused["family"] is None
+            assert refused["error"] and "not audio" in refused["error"], refused
+            assert "practice_notes.wav" in refused["error"]
+            assert page.is_hidden(app.CHART)
+
+            too_large = tmp_path / "two_hours.wav"  # past Tornado's 10 MiB websocket default
+            too_large.write_bytes(b"\0" * (predict.MAX_BYTES + 2**20))
+            refused = app.upload(page, too_large.name, too_large, UPLOAD_TIMEOUT)
+            too_large.unlink()
+            assert refused["error"] and "too large" in refused["error"], refused
+    except BaseException:
+        if log.is_file():
+            print(f"--- Voila's output ({log}):\n{log.read_text(errors='replace')[-6000:]}")
+        raise
+    took = time.monotonic() - start
+    print(f"page ready after {loaded:.0f} s; whole test {took:.0f} s; "
+          f"screenshot {tmp_path / 'prediction.png'}")
+    assert (tmp_path / "prediction.png").stat().st_size > 10_000
+    assert took < TOTAL_BUDGET, f"the browser test took {took:.0f} s"

@@ -1,0 +1,79 @@
+"""The results file, its table and the README block generated from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from instclf import cli, report
+from instclf.config import InstclfError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS = Path(__file__).resolve().parents[1] / "figures" / "results.json"
+
+
+def _summary(accuracy, low, high):
+    return {"notes": 10, "instruments": 2, "accuracy": accuracy, "accuracy_ci95": [low, high],
+            "balanced_accuracy": accuracy - 0.01, "top2_accuracy": accuracy + 0.05}
+
+
+@pytest.fixture
+def results():
+    models = {
+        "scratch_cnn": {"stages": 1, "training_seconds": 100.4,
+                        "seen": _summary(0.78, 0.7, 0.85), "unseen": _summary(0.716, 0.6, 0.8)},
+        "musicnn_vgg": {"stages": 3, "training_seconds": 270.0,
+                        "seen": _summary(0.878, 0.8, 0.9), "unseen": _summary(0.772, 0.7, 0.83)},
+    }
+    return {"profile": "default", "models": models, "dataset": {"notes": 11700, "instruments": 585},
+            "seen_notes": 934, "unseen_notes": 1180, "unseen_instruments": 118,
+            "unseen_sources": {"backbone": "musicnn_vgg", "mean_accuracy": 0.5,
+                               "mean_accuracy_pair_apart": 0.45, "per_soundfont": [{}] * 5}}
+
+
+def test_table_is_sorted_by_unseen_accuracy_with_intervals(results):
+    table = report.results_table(results)
+    assert table.model.tolist() == ["musicnn_vgg", "scratch_cnn"]
+    assert table["unseen instruments"][0] == "77.2% (70.0%–83.0%)"
+    assert table["training (s)"].tolist() == ["270", "100"]
+
+
+def test_readme_block_is_rewritten_between_markers(tmp_path, results):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold numbers\n{report.README_END}\nrest\n")
+    assert report.update_readme(readme, results)
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "| musicnn_vgg | 3 | 77.2% (70.0%–83.0%) |" in text
+    assert "mean accuracy 50.0% over 5 soundfonts; 45.0%" in text
+    assert not report.update_readme(readme, results)  # a second run changes nothing
+
+
+def test_readme_without_markers_is_refused(tmp_path, results):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(InstclfError, match="results markers"):
+        report.update_readme(readme, results)
+    assert readme.read_text() == "no markers\n"
+
+
+def test_results_command_prints_and_rewrites(tmp_path, results, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.README_START}\n{report.README_END}\n")
+    assert cli.main(["results", "--file", str(path), "--readme", str(readme)]) == 0
+    out = capsys.readouterr().out
+    assert "| scratch_cnn | 1 | 71.6%" in out and "rewritten" in out
+    assert cli.main(["results", "--file", str(tmp_path / "missing.json")]) == 2
+
+
+def test_the_readme_table_is_the_one_generated_from_the_results_file():
+    results = report.read_results(RESULTS)
+    assert results["profile"] == "default"
+    text = README.read_text()
+    block = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0]
+    assert block.strip() == report.results_markdown(results).strip(), (
+        "README results differ from figures/results.json; run: instclf results --readme README.md")
