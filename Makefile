@@ -76,4 +76,5 @@ app: system venv
 	$(BIN)/python -m instclf.app serve --port $(APP_PORT)
 
 bench: system venv
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done; \
+	echo "== benchmarks/table.py"; $(BIN)/python benchmarks/table.py

@@ -138,7 +138,10 @@ def _results(args) -> int:
     results = report.read_results(Path(args.file) if args.file else report.results_path(profile))
     print(report.results_markdown(results))
     if args.readme:
-        changed = report.update_readme(Path(args.readme), results)
+        root = Path(args.readme).resolve().parent
+        blocks = report.readme_blocks(results, root / "notebooks",
+                                      root / "benchmarks" / "results" / "table.md")
+        changed = report.update_readme(Path(args.readme), blocks)
         print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'}")
     return 0
 
@@ -196,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="the results table (and the README's copy)")
     results.add_argument("--profile", help="whose results file (default: $INSTCLF_PROFILE)")
     results.add_argument("--file", help="a results JSON (default: the profile's, figures/results.json)")
-    results.add_argument("--readme", help="rewrite this README's results block from the file")
+    results.add_argument("--readme", help="rewrite this README's generated blocks (results, "
+                         "notebooks, benchmarks) from the files")
     results.set_defaults(handler=_results)
     return parser
 

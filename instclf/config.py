@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -117,6 +118,24 @@ def get_profile(name: str | None = None) -> Profile:
             f"unknown profile {name!r}; set INSTCLF_PROFILE to one of {', '.join(PROFILES)}"
         )
     return replace(PROFILES[name], data_dir=data_dir())
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``: this process does shard i of n (i counts from 0).
+
+    Used by ``instclf data render --shard`` and ``instclf features --shard``.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match:
+        raise InstclfError(f"--shard {text!r}: write it as i/n, e.g. 0/4 for the first of "
+                           "4 shards (i counts from 0)")
+    index, count = int(match[1]), int(match[2])
+    if count < 1:
+        raise InstclfError(f"--shard {text}: the number of shards n must be at least 1")
+    if index >= count:
+        raise InstclfError(f"--shard {text}: i counts from 0, so the shards of {count} are "
+                           f"0/{count} to {count - 1}/{count}")
+    return index, count
 
 
 def keep_freed_memory() -> None:

@@ -5,14 +5,17 @@ A :class:`FrontEnd` says exactly how a 16 kHz note becomes the array a backbone 
 study's way); :func:`batch_features` computes the same numbers for many clips at once with
 batched NumPy/SciPy FFTs and librosa's own mel matrix. :func:`cached_features` stores them as
 float16, memory-mapped, beside the note names, rebuilt only when the notes or the front end
-change.
+change. A cache can be computed in shards by several processes or machines
+(:func:`cached_shard`, ``instclf features --shard i/n``) and is then assembled from them.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -290,22 +293,9 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
     return FeatureSet(X, np.array(meta["note_str"]), front_end, path)
 
 
-def cached_features(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path,
-                    label: str = "notes", progress: bool = True) -> FeatureSet:
-    """The features of ``notes`` (rows in table order), from the cache or computed and cached.
-
-    Rebuilt when the notes, their files or the front end change, and when the cached file is
-    incomplete or corrupt. Used by notebooks 02 to 06.
-    """
-    path = cache_path(notes, front_end, cache_dir, label)
-    paths = list(notes["path"])
-    fingerprint = inputs_fingerprint(paths)
-    cached = _read_cache(path, fingerprint, front_end)
-    if cached is not None:
-        return cached
-    if path.parent.exists():
-        storage.remove_temporaries(path.parent)
-    X = compute_features(paths, front_end, progress=progress).astype(np.float16)
+def _write_cache(path: Path, X: np.ndarray, notes: pd.DataFrame, fingerprint: str,
+                 front_end: FrontEnd) -> FeatureSet:
+    """Store float16 ``X`` (one row per note of ``notes``) at ``path``, then its metadata."""
     with storage.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, X)
@@ -318,12 +308,162 @@ def cached_features(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path,
     return _read_cache(path, fingerprint, front_end)
 
 
+def _remove_temporaries_of(path: Path) -> None:
+    """Clear what a killed write of ``path`` left; other writers in the folder keep theirs."""
+    for name in (path.name, path.with_suffix(".json").name):
+        for tmp in path.parent.glob(glob.escape(name) + storage.TEMP_MARK + "*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _computed(path: Path, notes: pd.DataFrame, front_end: FrontEnd,
+              progress: bool) -> FeatureSet:
+    """Compute the features of ``notes`` and cache them at ``path``."""
+    paths = list(notes["path"])
+    fingerprint = inputs_fingerprint(paths)  # before computing: a file changed meanwhile shows
+    _remove_temporaries_of(path)
+    X = compute_features(paths, front_end, progress=progress).astype(np.float16)
+    return _write_cache(path, X, notes, fingerprint, front_end)
+
+
+def _stored(path: Path, notes: pd.DataFrame, front_end: FrontEnd,
+            cut=None) -> FeatureSet | None:
+    """The valid cache at ``path``, else one assembled from complete shards or taken from
+    ``cut()`` (rows of a larger cache) and written there, else None (nothing computed)."""
+    fingerprint = inputs_fingerprint(list(notes["path"]))
+    found = _read_cache(path, fingerprint, front_end)
+    if found is None:
+        X = assemble_shards(notes, front_end, path)
+        if X is None and cut is not None:
+            X = cut()
+        if X is not None:
+            found = _write_cache(path, X, notes, fingerprint, front_end)
+    if found is not None:
+        _remove_shards(path)
+    return found
+
+
+def cached_features(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path,
+                    label: str = "notes", progress: bool = True) -> FeatureSet:
+    """The features of ``notes`` (rows in table order), from the cache or computed and cached.
+
+    Rebuilt when the notes, their files or the front end change, and when the cached file is
+    incomplete or corrupt. A complete set of valid shard files (:func:`cached_shard`) is
+    assembled into the cache instead of computing, and then removed. Used by notebooks 02
+    to 06 and ``instclf features``.
+    """
+    path = cache_path(notes, front_end, cache_dir, label)
+    found = _stored(path, notes, front_end)
+    return found if found is not None else _computed(path, notes, front_end, progress)
+
+
+# --- shards: one cache computed by n processes or machines (``instclf features --shard``) ---
+
+def shard_path(path: Path, shard: tuple[int, int]) -> Path:
+    """``<label>-<hash>.shard-<i>-of-<n>.npy``: shard i of n of the cache file ``path``."""
+    index, count = shard
+    return Path(path).with_name(f"{Path(path).stem}.shard-{index}-of-{count}.npy")
+
+
+def _shard_files(path: Path) -> dict[Path, int]:
+    """The shard files (``.npy`` and ``.json``) of the cache file ``path``, with their n."""
+    pattern = re.compile(re.escape(path.stem) + r"\.shard-\d+-of-(\d+)\.(npy|json)")
+    return {found: int(match[1]) for found in path.parent.glob(glob.escape(path.stem) + ".shard-*")
+            if (match := pattern.fullmatch(found.name))}
+
+
+def _remove_shards(path: Path) -> None:
+    for found in _shard_files(path):
+        found.unlink(missing_ok=True)
+
+
+def cached_shard(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path, label: str,
+                 shard: tuple[int, int], progress: bool = True) -> FeatureSet:
+    """Shard ``(i, n)`` of the cache :func:`cached_features` would write: rows ``i::n``.
+
+    Computed once and kept beside the cache file (resumable); the n shards may come from n
+    processes or machines sharing the cache folder. Their fingerprints hold the WAVs' paths,
+    sizes and modification times, so machines must see the same files at the same paths (a
+    shared folder, or copies made with ``rsync -a``). Used by ``instclf features --shard``.
+    """
+    index, count = shard
+    part = notes.iloc[index::count]
+    path = shard_path(cache_path(notes, front_end, cache_dir, label), shard)
+    found = _read_cache(path, inputs_fingerprint(list(part["path"])), front_end)
+    return found if found is not None else _computed(path, part, front_end, progress)
+
+
+def assemble_shards(notes: pd.DataFrame, front_end: FrontEnd, path: Path) -> np.ndarray | None:
+    """The float16 features of ``notes`` from a complete set of valid shards of ``path``.
+
+    None when no n has all its shards on disk, made from these very files and front end.
+    """
+    for count in sorted(set(_shard_files(path).values())):
+        if not all(shard_path(path, (i, count)).is_file() for i in range(count)):
+            continue
+        parts = [_read_cache(shard_path(path, (i, count)),
+                             inputs_fingerprint(list(notes["path"].iloc[i::count])), front_end)
+                 for i in range(count)]
+        if any(part is None for part in parts):
+            continue
+        X = np.empty((len(notes), *front_end.shape), np.float16)
+        for i, part in enumerate(parts):
+            X[i::count] = part.X
+        return X
+    return None
+
+
+# --- the profile's caches -------------------------------------------------------------------
+
+DATASET_LABEL = "dataset"  # the cache of every note of a dataset (``instclf features``)
+
+
+def profile_cache_dir(profile) -> Path:
+    """Where the features of the profile's dataset are cached."""
+    return profile.data_dir / "cache" / "features" / profile.dataset_dir.name
+
+
+def dataset_features(profile, front_end: FrontEnd, shard: tuple[int, int] | None = None,
+                     progress: bool = True) -> FeatureSet:
+    """Every note of the profile's (rendered) dataset, or only shard ``(i, n)`` of them.
+
+    Without a shard, complete shards are assembled instead of computing. Every selection
+    :func:`profile_features` caches later is then cut from this cache. Used by
+    ``instclf features [--shard i/n]``.
+    """
+    notes = nsynth.read_dataset(profile.dataset_dir)
+    if shard is not None:
+        return cached_shard(notes, front_end, profile_cache_dir(profile), DATASET_LABEL, shard,
+                            progress)
+    return cached_features(notes, front_end, profile_cache_dir(profile), DATASET_LABEL,
+                           progress)
+
+
+def _dataset_rows(profile, notes: pd.DataFrame, front_end: FrontEnd) -> np.ndarray | None:
+    """The rows of ``notes`` in the whole-dataset cache, when there is one (else None)."""
+    folder = profile_cache_dir(profile) / front_end.key
+    if not any(folder.glob(f"{DATASET_LABEL}-*.npy")):
+        return None
+    dataset = nsynth.read_dataset(profile.dataset_dir)
+    found = _stored(cache_path(dataset, front_end, profile_cache_dir(profile), DATASET_LABEL),
+                    dataset, front_end)
+    if found is None:
+        return None
+    rows = pd.Series(np.arange(len(dataset)), index=dataset["path"].astype(str)).reindex(
+        notes["path"].astype(str))
+    if rows.isna().any():
+        return None
+    return np.asarray(found.X[rows.to_numpy(dtype=np.int64)])
+
+
 def profile_features(profile, notes: pd.DataFrame, front_end: FrontEnd, label: str,
                      progress: bool = True) -> FeatureSet:
     """The features of ``notes`` of the profile's dataset, cached under the profile's data root.
 
     ``label`` names the selection (for example ``"train"`` or ``"train-balanced"``); the cache
-    key also holds the note list, so two selections never share a file. Notebooks 02 to 06.
+    key also holds the note list, so two selections never share a file. A missing selection
+    is cut from the whole-dataset cache of ``instclf features`` when there is one, else
+    computed. Notebooks 02 to 06.
     """
-    cache_dir = profile.data_dir / "cache" / "features" / profile.dataset_dir.name
-    return cached_features(notes, front_end, cache_dir, label=label, progress=progress)
+    path = cache_path(notes, front_end, profile_cache_dir(profile), label)
+    found = _stored(path, notes, front_end, cut=lambda: _dataset_rows(profile, notes, front_end))
+    return found if found is not None else _computed(path, notes, front_end, progress)

@@ -341,6 +341,7 @@ class RenderReport:
     counts: dict = field(default_factory=dict)
     seconds: float = 0.0
     workers: int = 1
+    shard: tuple[int, int] | None = None  # (i, n): only the instruments of shard i of n
 
     @property
     def notes_per_second(self) -> float:
@@ -439,12 +440,25 @@ def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
     return profile.dataset_dir
 
 
+def shard_plan(plan: list[dict], shard: tuple[int, int] | None) -> list[dict]:
+    """The instruments of shard ``(i, n)``: those at positions ``i, i + n, ...`` of the plan."""
+    if shard is None:
+        return plan
+    index, count = shard
+    return plan[index::count]
+
+
 def render_dataset(profile: Profile, root: Path | None = None, workers: int | None = None,
-                   progress: bool = True) -> RenderReport:
+                   progress: bool = True, shard: tuple[int, int] | None = None) -> RenderReport:
     """Render the profile's dataset into ``root`` (default: the profile's dataset folder).
 
     Resumes: notes already on disk are kept, not rendered again. ``examples.json`` is written
     last, so a folder without it is an unfinished render. Used by ``instclf data render``.
+
+    ``shard=(i, n)`` (``instclf data render --shard i/n``) renders only the WAVs of shard i of
+    the plan, so n processes or machines can share one folder; it writes no metadata and
+    leaves other shards' temporary files alone. A final run without a shard then finds every
+    WAV on disk and only writes ``examples.json``: the same bytes as an unsharded render.
     """
     root = Path(root or profile.dataset_dir)
     if root.exists() and not root.is_dir():
@@ -456,10 +470,13 @@ def render_dataset(profile: Profile, root: Path | None = None, workers: int | No
     for split in SPLITS:
         (nsynth.split_folder(root, split) / "audio").mkdir(parents=True, exist_ok=True)
         (nsynth.split_folder(root, split) / "examples.json").unlink(missing_ok=True)
-    storage.remove_temporaries(root)
-    results = render_plan(plan, root, workers, progress)
-    _write_metadata(plan, results, root)
-    storage.write_json(root / "render.json", render_settings(profile))
+    if shard is None:  # a shard cannot tell another shard's unfinished writes from debris
+        storage.remove_temporaries(root)
+    todo = shard_plan(plan, shard)
+    results = render_plan(todo, root, workers, progress)
+    if shard is None:
+        _write_metadata(plan, results, root)
+        storage.write_json(root / "render.json", render_settings(profile))
     counts = sum((Counter(r["counts"]) for r in results), Counter())
-    return RenderReport(str(root), sum(len(i["notes"]) for i in plan), dict(counts),
-                        time.perf_counter() - start, workers)
+    return RenderReport(str(root), sum(len(i["notes"]) for i in todo), dict(counts),
+                        time.perf_counter() - start, workers, shard)

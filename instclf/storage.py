@@ -27,6 +27,7 @@ def atomic_path(path: Path):
     fd, tmp = tempfile.mkstemp(prefix=path.name + TEMP_MARK, suffix="".join(path.suffixes),
                                dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would stick to the file it replaces
     try:
         yield Path(tmp)
         os.replace(tmp, path)

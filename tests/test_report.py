@@ -10,8 +10,10 @@ import pytest
 from instclf import cli, report
 from instclf.config import InstclfError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-RESULTS = Path(__file__).resolve().parents[1] / "figures" / "results.json"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "figures" / "results.json"
+BENCH_TABLE = ROOT / "benchmarks" / "results" / "table.md"
 
 
 def _summary(accuracy, low, high):
@@ -22,7 +24,7 @@ def _summary(accuracy, low, high):
 @pytest.fixture
 def results():
     models = {
-        "scratch_cnn": {"stages": 1, "training_seconds": 100.4,
+        "scratch_cnn": {"stages": 1, "training_seconds": 100.4, "stage_seconds": [99.6],
                         "seen": _summary(0.78, 0.7, 0.85), "unseen": _summary(0.716, 0.6, 0.8)},
         "musicnn_vgg": {"stages": 3, "training_seconds": 270.0,
                         "seen": _summary(0.878, 0.8, 0.9), "unseen": _summary(0.772, 0.7, 0.83)},
@@ -38,24 +40,31 @@ def test_table_is_sorted_by_unseen_accuracy_with_intervals(results):
     assert table.model.tolist() == ["musicnn_vgg", "scratch_cnn"]
     assert table["unseen instruments"][0] == "77.2% (70.0%–83.0%)"
     assert table["training (s)"].tolist() == ["270", "100"]
+    assert table["per stage (s)"].tolist() == ["", "100"]
+
+
+def _block(name, content=""):
+    start, end = report.markers(name)
+    return f"{start}\n{content}\n{end}\n" if content else f"{start}\n{end}\n"
 
 
 def test_readme_block_is_rewritten_between_markers(tmp_path, results):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nold numbers\n{report.README_END}\nrest\n")
-    assert report.update_readme(readme, results)
+    readme.write_text(f"intro\n{_block('results', 'old numbers')}rest\n")
+    blocks = {"results": report.results_markdown(results)}
+    assert report.update_readme(readme, blocks)
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| musicnn_vgg | 3 | 77.2% (70.0%–83.0%) |" in text
     assert "mean accuracy 50.0% over 5 soundfonts; 45.0%" in text
-    assert not report.update_readme(readme, results)  # a second run changes nothing
+    assert not report.update_readme(readme, blocks)  # a second run changes nothing
 
 
 def test_readme_without_markers_is_refused(tmp_path, results):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(InstclfError, match="results markers"):
-        report.update_readme(readme, results)
+        report.update_readme(readme, {"results": report.results_markdown(results)})
     assert readme.read_text() == "no markers\n"
 
 
@@ -63,17 +72,27 @@ def test_results_command_prints_and_rewrites(tmp_path, results, capsys):
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    readme.write_text(f"{report.README_START}\n{report.README_END}\n")
+    readme.write_text(_block("results") + _block("notebooks"))
+    (tmp_path / "notebooks").mkdir()
     assert cli.main(["results", "--file", str(path), "--readme", str(readme)]) == 0
     out = capsys.readouterr().out
     assert "| scratch_cnn | 1 | 71.6%" in out and "rewritten" in out
     assert cli.main(["results", "--file", str(tmp_path / "missing.json")]) == 2
 
 
-def test_the_readme_table_is_the_one_generated_from_the_results_file():
+def test_notebook_table_comes_from_the_notebooks():
+    table = report.notebooks_markdown(ROOT / "notebooks")
+    names = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert [line.split("](")[0][3:] for line in table.splitlines()[2:]] == names
+    assert "| Validation: seen and unseen instruments | One predictions table per split;" in table
+
+
+def test_the_readme_blocks_are_the_ones_generated_from_the_files():
     results = report.read_results(RESULTS)
     assert results["profile"] == "default"
     text = README.read_text()
-    block = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0]
-    assert block.strip() == report.results_markdown(results).strip(), (
-        "README results differ from figures/results.json; run: instclf results --readme README.md")
+    blocks = report.readme_blocks(results, ROOT / "notebooks", BENCH_TABLE)
+    assert set(blocks) >= {"results", "notebooks"}
+    assert report.replace_blocks(text, blocks) == text, (
+        "README differs from figures/results.json, the notebooks or the benchmark table; "
+        "run: instclf results --readme README.md")

@@ -1,0 +1,253 @@
+"""The benchmark table: every measurement of ``benchmarks/bench_*.py`` on one line.
+
+``make bench`` runs every benchmark, then this script. It reads ``benchmarks/results/*.json``
+(and ``reproduce.json``, the wall time ``make reproduce`` records), writes
+``benchmarks/results/table.md`` and ``table.json`` and prints the markdown table. Each line
+gives the absolute figure, its unit, the named alternative measured in the same run and the
+speed-up against it (above 1: faster than the alternative). A benchmark with no results file
+gets a line that says "not measured".
+
+``make reproduce`` records its wall time with::
+
+    python benchmarks/table.py --record-reproduce SECONDS --run first|second
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from instclf import storage
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPRODUCE = "reproduce.json"
+OUTPUTS = ("table.json", "table.md")
+PREDICT_ALTERNATIVES = {
+    "with_model_predict": "model.predict instead of predict_on_batch",
+    "with_direct_call": "model(x) instead of predict_on_batch",
+    "load_per_call": "model loaded again for every file",
+}
+
+
+def row(measurement: str, figure: float | None, unit: str, alternative: str,
+        alternative_figure: float | None, alternative_unit: str | None = None,
+        ratio: float | None = None, source: str = "", note: str = "") -> dict:
+    """One line of the table. ``ratio`` (the speed-up) is computed when not given: figure over
+    alternative for a rate (``.../s``), alternative over figure for a time."""
+    alternative_unit = alternative_unit or unit
+    if ratio is None and figure and alternative_figure:
+        ours, theirs = _base(figure, unit), _base(alternative_figure, alternative_unit)
+        ratio = round(ours / theirs if unit.endswith("/s") else theirs / ours, 4)
+    return {"measurement": measurement, "figure": figure, "unit": unit,
+            "alternative": alternative, "alternative_figure": alternative_figure,
+            "alternative_unit": alternative_unit, "ratio": ratio, "source": source,
+            "note": note}
+
+
+def _base(value: float, unit: str) -> float:
+    return value / 1000 if unit == "ms" else value
+
+
+def not_measured(measurement: str, unit: str, alternative: str, source: str,
+                 how: str) -> dict:
+    """The line of a measurement whose results file is missing."""
+    return row(measurement, None, unit, alternative, None, source=source,
+               note=f"not measured: {how}")
+
+
+# --- one reader per benchmark ----------------------------------------------------------------
+
+def render_rows(result: dict) -> list[dict]:
+    return [row("rendering (FluidSynth), 2 processes", result["notes_per_second_2_processes"],
+                "notes/s", "1 process", result["notes_per_second_1_process"],
+                ratio=result.get("ratio_2_vs_1"), source="render.json")]
+
+
+def features_rows(result: dict) -> list[dict]:
+    rows = []
+    for name, fe in result["front_ends"].items():
+        measurement = f"features, {name} front end, batched"
+        rows.append(row(measurement, fe["batched"], "clips/s", "per-file librosa loop",
+                        fe["librosa_loop"], ratio=fe.get("ratio_vs_librosa_loop"),
+                        source="features.json"))
+        if "png_route" in fe:
+            rows.append(row(measurement, fe["batched"], "clips/s",
+                            "PNG route (a matplotlib figure saved per file, as the study did)",
+                            fe["png_route"], ratio=fe.get("ratio_vs_png_route"),
+                            source="features.json"))
+    return rows
+
+
+def training_rows(result: dict) -> list[dict]:
+    return [row(f"training {r['backbone']} (stage 1) on cached activations",
+                r["cached_samples_per_second"], "samples/s",
+                "plain: the frozen bottom recomputed at every step",
+                r["plain_samples_per_second"], ratio=r.get("ratio_cached_vs_plain"),
+                source="training.json",
+                note=f"activations computed once at "
+                     f"{r['activations_once_samples_per_second']:g} samples/s")
+            for r in result["rows"] if "cached_samples_per_second" in r]
+
+
+def predict_rows(result: dict) -> list[dict]:
+    ms, ratios = result["musicnn_vgg_ms"], result.get("ratios", {})
+    warm = "prediction of a 4 s WAV, warm (predict_audio, model loaded once)"
+    rows = [row(warm, ms["predict_audio"], "ms", PREDICT_ALTERNATIVES.get(name, name), ms[name],
+                ratio=ratios.get(f"{name}_vs_predict_audio"), source="predict.json")
+            for name in ms if name in PREDICT_ALTERNATIVES]
+    cold = result.get("cold_start")
+    if cold:
+        rows.append(row("prediction, cold start (fresh process: import, load, predict)",
+                        cold["process_seconds"], "s",
+                        "warm: the same file, model already loaded", ms["predict_audio"],
+                        alternative_unit="ms", source="predict.json"))
+    return rows
+
+
+def reproduce_rows(result: dict | None) -> list[dict]:
+    """``make reproduce``'s second run against its first (``reproduce.json``)."""
+    if not result or "seconds" not in result:
+        return [not_measured("make reproduce wall time", "s", "first run", REPRODUCE,
+                             "run make reproduce")]
+    first, second = result["seconds"], result.get("second_run_seconds")
+    if second is None:
+        return [row("make reproduce, first run", first, "s", "second run", None,
+                    source=REPRODUCE, note="second run not measured: run make reproduce again")]
+    return [row("make reproduce, second run (nothing changed)", second, "s",
+                "first run (fresh machine)", first, source=REPRODUCE)]
+
+
+READERS = {  # benchmark name -> (reader, what is missing, unit, alternative)
+    "render": (render_rows, "rendering", "notes/s", "1 process"),
+    "features": (features_rows, "features", "clips/s", "per-file librosa loop"),
+    "training": (training_rows, "training on cached activations", "samples/s", "plain"),
+    "predict": (predict_rows, "prediction, warm", "ms", "model.predict"),
+}
+
+
+# --- the table -------------------------------------------------------------------------------
+
+def read_results(results_dir: Path) -> dict[str, dict]:
+    """The results of each benchmark, by the ``benchmark`` name its JSON file carries."""
+    results = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        if path.name in OUTPUTS or path.name == REPRODUCE:
+            continue
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "benchmark" in data:
+            results[data["benchmark"]] = data
+    return results
+
+
+def read_reproduce(results_dir: Path) -> dict | None:
+    path = Path(results_dir) / REPRODUCE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def bench_rows(results_dir: Path = RESULTS) -> list[dict]:
+    """Every line of the table, benchmark by benchmark, then ``make reproduce``."""
+    results, rows = read_results(results_dir), []
+    for name, (reader, measurement, unit, alternative) in READERS.items():
+        if name in results:
+            try:
+                rows += reader(results[name])
+            except (KeyError, TypeError) as error:
+                raise ValueError(f"{Path(results_dir) / name}.json lacks {error}: run "
+                                 f"benchmarks/bench_{name}.py again, or update {name}_rows "
+                                 "in benchmarks/table.py") from error
+        else:
+            rows.append(not_measured(measurement, unit, alternative, f"{name}.json",
+                                     f"run benchmarks/bench_{name}.py"))
+    return rows + reproduce_rows(read_reproduce(results_dir))
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "not measured"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{text} {unit}"
+
+
+def _speedup(ratio: float | None) -> str:
+    if not ratio:
+        return "—"
+    return f"{ratio:.3g}× faster" if ratio >= 1 else f"{1 / ratio:.3g}× slower"
+
+
+def markdown(rows: list[dict], machine: dict | None = None) -> str:
+    """The table as markdown (``table.md``; the README and the issue note copy it)."""
+    lines = ["| Measurement | Figure | Alternative (same run) | Alternative figure | Ratio |",
+             "| --- | ---: | --- | ---: | ---: |"]
+    for r in rows:
+        measurement = r["measurement"] + (f" ({r['note']})" if r["note"] else "")
+        lines.append(f"| {measurement} | {_number(r['figure'], r['unit'])} | "
+                     f"{r['alternative']} | "
+                     f"{_number(r['alternative_figure'], r['alternative_unit'])} | "
+                     f"{_speedup(r['ratio'])} |")
+    machine = machine or {}
+    where = " ".join(filter(None, [f"{machine['cpu_count']} CPU cores" if "cpu_count" in machine
+                                   else "", f"({machine['machine']})" if "machine" in machine
+                                   else ""]))
+    lines += ["", "Ratio: the figure against the alternative measured in the same run (faster "
+              "or slower)" + (f"; measured on {where}." if where else ".")]
+    return "\n".join(lines) + "\n"
+
+
+def machine(results_dir: Path = RESULTS) -> dict:
+    """The cores and processor the benchmarks reported."""
+    found = {}
+    for result in read_results(results_dir).values():
+        found.update({k: result[k] for k in ("cpu_count", "machine") if k in result})
+    return found
+
+
+def write_table(results_dir: Path = RESULTS) -> tuple[list[dict], str]:
+    """Write ``table.json`` and ``table.md`` beside the results; the rows and the markdown."""
+    rows, found = bench_rows(results_dir), machine(results_dir)
+    text = markdown(rows, found)
+    storage.write_json(Path(results_dir) / "table.json", {"machine": found, "rows": rows})
+    storage.write_bytes(Path(results_dir) / "table.md", text.encode())
+    return rows, text
+
+
+def record_reproduce(seconds: float, run: str = "auto", results_dir: Path = RESULTS) -> dict:
+    """Store ``make reproduce``'s wall time in ``reproduce.json`` as its first or second run.
+
+    ``run="first"`` starts afresh (a fresh machine; an older second run is dropped);
+    ``"second"`` keeps the first run and sets the second; ``"auto"``: second when a first
+    run is recorded. Used by ``make reproduce``.
+    """
+    path = Path(results_dir) / REPRODUCE
+    current = read_reproduce(results_dir) or {}
+    if run == "auto":
+        run = "second" if "seconds" in current else "first"
+    if run == "first":
+        current = {"seconds": round(seconds, 1)}
+    elif run == "second":
+        current = {**current, "second_run_seconds": round(seconds, 1)}
+    else:
+        raise ValueError(f"run must be first, second or auto, not {run!r}")
+    storage.write_json(path, current)
+    return current
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results folder")
+    parser.add_argument("--record-reproduce", type=float, metavar="SECONDS",
+                        help="record make reproduce's wall time instead of writing the table")
+    parser.add_argument("--run", choices=("first", "second", "auto"), default="auto",
+                        help="which run of make reproduce SECONDS is (default: auto)")
+    args = parser.parse_args(argv)
+    if args.record_reproduce is not None:
+        recorded = record_reproduce(args.record_reproduce, args.run, args.results)
+        print(f"{args.results / REPRODUCE}: {json.dumps(recorded)}")
+        return reproduce_rows(recorded)
+    rows, text = write_table(args.results)
+    print(text, end="")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
