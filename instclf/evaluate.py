@@ -290,6 +290,32 @@ def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.
     return head
 
 
+def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                                   also_leave_out: dict[str, str] | None = None,
+                                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`leave_one_soundfont_out`, its two tables cached on disk (notebook 05).
+
+    The key holds the embeddings, the notes, the head's training settings and the pairs, so
+    a second run of notebook 05 trains no head.
+    """
+    from . import storage
+
+    key = hashlib.sha1(json.dumps([
+        hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(), list(notes["note_str"]),
+        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
+        sorted((also_leave_out or {}).items())]).encode()).hexdigest()[:12]
+    folder = profile.data_dir / "cache" / "unseen-sources" / profile.dataset_dir.name
+    per_source_path, tables_path = folder / f"{key}-per-source.csv", folder / f"{key}-notes.csv"
+    if per_source_path.is_file() and tables_path.is_file():
+        per_source = pd.read_csv(per_source_path, keep_default_na=False)
+        return per_source, read_predictions(tables_path)
+    per_source, tables = leave_one_soundfont_out(E, notes, profile, also_leave_out)
+    for frame, path in ((tables, tables_path), (per_source, per_source_path)):
+        with storage.atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    return per_source, tables
+
+
 def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
                             also_leave_out: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per soundfont: a head trained without it, tested on all its notes ("unseen source").

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,7 +146,7 @@ def test_reliability_and_calibration_error(table):
     assert evaluate.expected_calibration_error(table, n_bins=2) == pytest.approx(expected)
 
 
-def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch):
+def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch, tmp_path):
     # three soundfonts whose embeddings put the families in the same places, plus noise;
     # the head is replaced by a nearest-centroid classifier that records what it was fit on
     rng = np.random.default_rng(0)
@@ -176,8 +178,14 @@ def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch)
         return Centroids(E, y, fit)
 
     monkeypatch.setattr(evaluate, "head_on_embeddings", fake_head)
-    per_source, tables = evaluate.leave_one_soundfont_out(np.array(E, np.float32), notes, PROFILE,
-                                                          also_leave_out={"A": "B"})
+    profile = replace(PROFILE, data_dir=tmp_path)
+    E = np.array(E, np.float32)
+    per_source, tables = evaluate.cached_leave_one_soundfont_out(E, notes, profile,
+                                                                 also_leave_out={"A": "B"})
+    again = evaluate.cached_leave_one_soundfont_out(E, notes, profile, also_leave_out={"A": "B"})
+    assert len(fits) == 3, "the second call trains no head"
+    pd.testing.assert_frame_equal(again[0], per_source, check_dtype=False)
+    assert (again[1].predicted == tables.predicted).all()
     assert per_source.soundfont.tolist() == ["A", "B", "C"]
     assert per_source.also_left_out.tolist() == ["B", "", ""]
     assert fits == [({"C"}, {"C"}, {"train"}, {"valid"}),
