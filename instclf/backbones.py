@@ -48,6 +48,61 @@ def _musicnn_layers(which: str = "MTT_vgg",
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
+# --- per-clip input normalisation ----------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="instclf")
+class ClipStandardization(keras.layers.Layer):
+    """Each clip standardised over all its frames and bands, then given a target mean and
+    standard deviation: ``target_mean + target_std * (x - mean(x)) / sqrt(var(x) + epsilon)``.
+
+    Why a layer at the model input, and not a front-end option: the saved ``.keras`` file
+    then carries the normalisation (two floats in its config, safe-mode loadable), so every
+    path that calls the model on front-end features (notebooks 05 to 07, ``instclf predict``,
+    the web page) normalises exactly as training did, with no special case; and the feature
+    cache stays shared with the plain backbone (same front end, same key). It has no weights,
+    so it runs inside the frozen bottom whose activations are cached.
+
+    Why one mean and one deviation per clip, not per band: standardising each band over time
+    would erase the spectral envelope, which is most of what tells a flute from a trumpet.
+    Why a target instead of zero mean and unit variance: a pretrained network's input batch
+    norm expects the statistics of the music it was trained on; :func:`musicnn_clipnorm_layers`
+    sets the target to that batch norm's moving mean and deviation, so every clip reaches the
+    pretrained filters with the level and contrast of a typical training clip. ``epsilon``
+    floors the deviation of a (near-)silent clip, which then maps to ``target_mean``.
+    """
+
+    def __init__(self, target_mean: float = 0.0, target_std: float = 1.0,
+                 epsilon: float = 1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.target_mean = float(target_mean)
+        self.target_std = float(target_std)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        axes = tuple(range(1, len(x.shape)))
+        mean = keras.ops.mean(x, axis=axes, keepdims=True)
+        var = keras.ops.var(x, axis=axes, keepdims=True)
+        return self.target_mean + self.target_std * (x - mean) / keras.ops.sqrt(var + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "target_mean": self.target_mean,
+                "target_std": self.target_std, "epsilon": self.epsilon}
+
+
+def musicnn_clipnorm_layers(which: str = "MSD_vgg",
+                            front_end: features.FrontEnd = features.MUSICNN) -> list:
+    """musicnn's layers behind a :class:`ClipStandardization` aimed at its input batch norm's
+    moving statistics (the mean and deviation of the music it was pretrained on)."""
+    layers = _musicnn_layers(which, front_end)
+    input_bn = next(layer for layer in layers if layer.name == "input_bn")
+    mean = float(keras.ops.convert_to_numpy(input_bn.moving_mean)[0])
+    variance = float(keras.ops.convert_to_numpy(input_bn.moving_variance)[0])
+    return [ClipStandardization(mean, variance ** 0.5, name="clip_norm"), *layers]
+
+
 # --- vgg19 (the study's ImageNet network) ---------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="instclf")
@@ -134,6 +189,9 @@ BACKBONES = {
                  lambda: _musicnn_layers("MSD_vgg", features.MUSICNN_WHOLE),
                  FIVE_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint, shown the whole 4 s note"),
+        Backbone("musicnn_vgg_msd_clipnorm", features.MUSICNN, musicnn_clipnorm_layers,
+                 FIVE_BLOCKS,
+                 "musicnn package, MSD_vgg checkpoint, each clip standardised at the input"),
         Backbone("vgg19", features.STUDY, vgg19_layers,
                  FIVE_BLOCKS,
                  "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),

@@ -279,12 +279,20 @@ def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.Data
 
 # --- models on disk -------------------------------------------------------------------------
 
-def run_key(backbone: backbones.Backbone, schedule: Schedule, data: dict[str, Data]) -> str:
-    """Names a training run by what it depends on (not by how many stages it has done)."""
+def run_key(backbone: backbones.Backbone, schedule: Schedule, data: dict[str, Data],
+            augmentation: dict | None = None) -> str:
+    """Names a training run by what it depends on (not by how many stages it has done).
+
+    ``augmentation`` (the settings of :class:`instclf.augment.Augmentation`, for a run whose
+    fitted notes get augmented copies) enters the key only when given, so plain runs keep
+    their keys and an augmented run never shares a folder with a plain one.
+    """
     settings = {**asdict(schedule), "max_unfrozen_blocks": None, "backbone": backbone.name,
                 "front_end": backbone.front_end.key,
                 "fit": hashlib.sha1("".join(data["fit"].notes.note_str).encode()).hexdigest(),
                 "valid": hashlib.sha1("".join(data["valid"].notes.note_str).encode()).hexdigest()}
+    if augmentation is not None:
+        settings["augmentation"] = dict(augmentation)
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     return f"{backbone.name}-{digest}"
 
@@ -316,22 +324,34 @@ def load_model(path: Path) -> tuple[keras.Model, dict]:
 
 
 def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int | None = None,
-                  data: dict[str, Data] | None = None, progress=None) -> TrainedModel:
+                  data: dict[str, Data] | None = None, progress=None,
+                  augmentation=None) -> TrainedModel:
     """The backbone's classifier trained on the profile, from disk if already trained.
 
     Runs, resumes or extends the staged schedule as needed (notebooks 03 to 05).
+    ``augmentation`` (an :class:`instclf.augment.Augmentation`) trains on the fitted notes
+    plus that many augmented copies (notebook 04); pass the plain ``data``: the copies are
+    made only when the run has to train.
     """
     backbone = backbones.get_backbone(backbone_name)
     schedule = schedule_for(profile, max_unfrozen_blocks)
     data = data or training_data(profile, backbone.front_end, progress=progress is not None)
+    if "copy" in data["fit"].notes.columns:
+        raise InstclfError("trained_model takes the plain training data; ask for augmented "
+                           "copies with augmentation=instclf.augment.Augmentation(...)")
+    settings = augmentation.settings() if augmentation is not None else None
     run_dir = profile.data_dir / "models" / profile.dataset_dir.name / run_key(
-        backbone, schedule, data)
+        backbone, schedule, data, settings)
     model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
     if model_path.is_file():
         model, meta = load_model(model_path)
         history = pd.read_csv(run_dir / "history.csv")
         return TrainedModel(model, history[history["stage"] < meta["stages_completed"]],
                             meta, model_path)
+    if augmentation is not None:
+        from . import augment
+
+        data = augment.augmented_data(data, augmentation)
     keras.utils.set_random_seed(schedule.seed)
     model = backbones.build_classifier(backbone)
     state, history = staged_training(model, backbone, data, schedule, run_dir, progress)
@@ -346,6 +366,8 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         "activation_seconds": round(state.activation_seconds, 1),
         "stage_seconds": state.stage_seconds,
     }
+    if settings is not None:
+        meta.update(augmentation=settings, fit_notes=len(data["fit"]))
     save_model(model, meta, model_path)
     return TrainedModel(model, history, meta, model_path)
 
@@ -375,3 +397,36 @@ def stage_summary(history: pd.DataFrame) -> pd.DataFrame:
                      "val_accuracy": float(best["val_accuracy"]),
                      "seconds": float(part["seconds"].sum())})
     return pd.DataFrame(rows)
+
+
+def elapsed_history(history: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """``history`` with ``elapsed_seconds``: training time from the start of the run to the end
+    of each epoch, everything counted (notebook 04's accuracy-against-time figure).
+
+    The frozen bottom's activations (``activation_seconds``) come first; each stage then pays
+    what its epochs do not show (its own activations, compiling) before its first epoch, so
+    the last epoch ends at the run's ``training_seconds``.
+    """
+    out = history.reset_index(drop=True).copy()
+    stage_seconds = list(meta.get("stage_seconds") or [])
+    clock = float(meta.get("activation_seconds", 0.0))
+    elapsed = np.zeros(len(out))
+    for stage, part in out.groupby("stage", sort=True):
+        epochs = part["seconds"].to_numpy(dtype=float)
+        total = stage_seconds[int(stage)] if int(stage) < len(stage_seconds) else epochs.sum()
+        elapsed[part.index] = clock + max(total - epochs.sum(), 0.0) + np.cumsum(epochs)
+        clock += max(total, epochs.sum())
+    out["elapsed_seconds"] = elapsed
+    return out
+
+
+def accuracy_at(history: pd.DataFrame, seconds: float) -> float:
+    """Validation accuracy of the model a run would keep if stopped after ``seconds``: the
+    epoch with the lowest validation loss among those finished by then (NaN if none is).
+
+    ``history`` comes from :func:`elapsed_history` (notebook 04).
+    """
+    done = history[history["elapsed_seconds"] <= seconds]
+    if done.empty:
+        return float("nan")
+    return float(done.loc[done["val_loss"].idxmin(), "val_accuracy"])
