@@ -323,15 +323,31 @@ def load_model(path: Path) -> tuple[keras.Model, dict]:
     return model, json.loads(path.with_suffix(".json").read_text())
 
 
+def distribution_strategy():
+    """``MirroredStrategy`` over every visible GPU when there are several, else TensorFlow's
+    default strategy (one device). What :func:`trained_model` trains under by default.
+
+    Several machines: pass a ``tf.distribute.MultiWorkerMirroredStrategy`` to
+    :func:`trained_model` instead (README, "Scaling up").
+    """
+    import tensorflow as tf
+
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(gpus)
+    return tf.distribute.get_strategy()
+
+
 def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int | None = None,
                   data: dict[str, Data] | None = None, progress=None,
-                  augmentation=None) -> TrainedModel:
+                  augmentation=None, strategy=None) -> TrainedModel:
     """The backbone's classifier trained on the profile, from disk if already trained.
 
     Runs, resumes or extends the staged schedule as needed (notebooks 03 to 05).
     ``augmentation`` (an :class:`instclf.augment.Augmentation`) trains on the fitted notes
     plus that many augmented copies (notebook 04); pass the plain ``data``: the copies are
-    made only when the run has to train.
+    made only when the run has to train. ``strategy``: a ``tf.distribute`` strategy to build
+    and train under (default: :func:`distribution_strategy`).
     """
     backbone = backbones.get_backbone(backbone_name)
     schedule = schedule_for(profile, max_unfrozen_blocks)
@@ -353,8 +369,9 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
 
         data = augment.augmented_data(data, augmentation)
     keras.utils.set_random_seed(schedule.seed)
-    model = backbones.build_classifier(backbone)
-    state, history = staged_training(model, backbone, data, schedule, run_dir, progress)
+    with (strategy or distribution_strategy()).scope():
+        model = backbones.build_classifier(backbone)
+        state, history = staged_training(model, backbone, data, schedule, run_dir, progress)
     set_trainable(model, 0, keep_batchnorm_frozen=False)
     meta = {
         "backbone": backbone.name, "weights": backbone.weights, "classes": list(FAMILIES),

@@ -202,3 +202,40 @@ def test_a_shorter_schedule_reuses_the_prefix_of_a_longer_run(tmp_path, monkeypa
     reference.load_weights(str(tmp_path / "stage0.weights.h5"))
     X = _random_features(2)
     np.testing.assert_allclose(shorter.predict(X, verbose=0), reference.predict(X, verbose=0))
+
+
+def test_several_gpus_get_a_mirrored_strategy(monkeypatch):
+    import tensorflow as tf
+
+    class Device:
+        def __init__(self, name):
+            self.name = name
+
+    made = []
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: made.append(devices) or "mirrored")
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: [Device("/gpu:0")])
+    assert train.distribution_strategy() is tf.distribute.get_strategy() and not made
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind: [Device("/gpu:0"), Device("/gpu:1")])
+    assert train.distribution_strategy() == "mirrored" and made == [["/gpu:0", "/gpu:1"]]
+
+
+def test_trained_model_builds_and_trains_under_the_strategy_given(tiny_profile, tiny_dataset,
+                                                                  monkeypatch):
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    in_scope, build = [], backbones.build_classifier
+
+    def recording(*args, **kwargs):
+        model = build(*args, **kwargs)
+        in_scope.append(strategy.extended.variable_created_in_scope(model.weights[0].value))
+        return model
+
+    monkeypatch.setattr(backbones, "build_classifier", recording)
+    profile = replace(tiny_profile, head_epochs=2, patience=1, seed=7)
+    trained = train.trained_model(profile, "scratch_cnn", strategy=strategy)
+    assert in_scope == [True], "the model's variables belong to the strategy"
+    assert trained.meta["epochs"] >= 1 and trained.path.is_file()
+    assert trained.model.predict(np.zeros((1, *trained.model.input_shape[1:]), np.float32),
+                                 verbose=0).shape == (1, 11)
