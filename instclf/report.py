@@ -75,8 +75,63 @@ def _with_interval(summary: dict) -> str:
     return f"{summary['accuracy']:.1%} ({low:.1%}–{high:.1%})"
 
 
+def _points(a: float, b: float) -> str:
+    return f"{100 * (a - b):+.1f} points"
+
+
+def findings(results: dict) -> list[str]:
+    """The results file's headline comparisons as sentences (the README's list under the table)."""
+    models = results["models"]
+    unseen = {name: entry["unseen"]["accuracy"] for name, entry in models.items()}
+    best = results["best_model"]
+    lines = []
+    if "scratch_cnn" in unseen:
+        lines.append(f"Transfer against training from scratch, unseen instruments: {best} "
+                     f"{unseen[best]:.1%}, scratch_cnn {unseen['scratch_cnn']:.1%} "
+                     f"({_points(unseen[best], unseen['scratch_cnn'])}).")
+    equal = results.get("equal_wall_time")
+    if equal:
+        parts = [f"{name} {value:.1%}" if value is not None else f"{name}: no epoch finished"
+                 for name, value in equal["val_accuracy_at_scratch_seconds"].items()]
+        lines.append(f"At equal wall time: validation accuracy (held-out instruments) each model "
+                     f"would have kept at scratch_cnn's {equal['scratch_seconds']:.0f} s, "
+                     f"against scratch_cnn's final {equal['scratch_val_accuracy']:.1%}: "
+                     + "; ".join(parts) + ". Times include the one-time pass through the "
+                     "frozen blocks, and vary with the machine's load.")
+    pairs = [("musicnn_vgg_msd_whole", "musicnn_vgg_msd", "the whole 4 s note instead of the first 3 s"),
+             ("musicnn_vgg_msd", "musicnn_vgg", "the MSD checkpoint instead of MTT"),
+             ("musicnn_vgg_msd + per-clip normalisation", "musicnn_vgg_msd", "per-clip input normalisation"),
+             ("musicnn_vgg_msd + augmentation", "musicnn_vgg_msd", "augmentation (one copy)"),
+             ("musicnn_vgg", "musicnn_vgg (head only)", "unfreezing the top blocks after the head")]
+    effects = [f"{what} {_points(unseen[a], unseen[b])}" for a, b, what in pairs
+               if a in unseen and b in unseen]
+    if effects:
+        lines.append("Effect on unseen-instrument accuracy of " + "; ".join(effects) + ".")
+    gap = models[best]["seen"]["accuracy"] - unseen[best]
+    lines.append(f"Seen against unseen instruments ({best}): {models[best]['seen']['accuracy']:.1%} "
+                 f"against {unseen[best]:.1%}, a gap of {100 * gap:.1f} points (the study: 92% "
+                 "and 72%).")
+    sources = results.get("unseen_sources")
+    if sources:
+        worst = min(sources["per_soundfont"], key=lambda row: row["accuracy"])
+        lines.append(f"Unseen sound sources (leave one soundfont out, head only on the frozen "
+                     f"{sources['backbone']}): mean {sources['mean_accuracy']:.1%} over "
+                     f"{len(sources['per_soundfont'])} soundfonts, "
+                     f"{sources['mean_accuracy_pair_apart']:.1%} with MuseScore_General and "
+                     f"FluidR3_GM (which share samples) left out together; unseen instruments in "
+                     f"the same setting: {sources['unseen_instruments_same_setting']:.1%}; "
+                     f"hardest source: {worst['soundfont']} ({worst['accuracy']:.1%}).")
+    calibration = results.get("calibration")
+    if calibration and "mean_confidence" in calibration:
+        lines.append(f"Calibration ({calibration['model']}, {calibration['split']}): mean "
+                     f"confidence {calibration['mean_confidence']:.1%} for an accuracy of "
+                     f"{calibration['accuracy']:.1%}; expected calibration error "
+                     f"{calibration['ece']:.3f}.")
+    return lines
+
+
 def results_markdown(results: dict) -> str:
-    """The README's results block: the table and the lines below it."""
+    """The README's results block: the table, what it measured, and the findings."""
     table = results_table(results)
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
@@ -85,14 +140,27 @@ def results_markdown(results: dict) -> str:
               f"{data['instruments']} instruments; seen instruments: {results['seen_notes']:,} "
               f"held-back notes of the training instruments; unseen instruments: "
               f"{results['unseen_notes']:,} notes of {results['unseen_instruments']} held-out "
-              "instruments. Intervals: 95%, bootstrap over instruments."]
-    sources = results.get("unseen_sources")
-    if sources:
-        lines += ["", f"Unseen sound sources (leave one soundfont out, head only on the frozen "
-                  f"`{sources['backbone']}`): mean accuracy {sources['mean_accuracy']:.1%} over "
-                  f"{len(sources['per_soundfont'])} soundfonts; {sources['mean_accuracy_pair_apart']:.1%} "
-                  "when MuseScore_General and FluidR3_GM, which share samples, are also left out "
-                  "together."]
+              "instruments. Intervals: 95%, bootstrap over instruments.", ""]
+    lines += [f"- {line}" for line in findings(results)]
+    return "\n".join(lines)
+
+
+def dataset_markdown(results: dict) -> str:
+    """The README's dataset table: notes and instruments per family and split."""
+    rows = results["dataset"].get("by_family", {})
+    splits = ("train", "valid", "test")
+    lines = ["| family | train notes | train instruments | valid notes | test notes | "
+             "held-out instruments |", "|---|---:|---:|---:|---:|---:|"]
+    totals = dict.fromkeys(("train", "train_i", "valid", "test", "held"), 0)
+    for family, by_split in rows.items():
+        cell = {split: by_split.get(split, {"notes": 0, "instruments": 0}) for split in splits}
+        held = cell["valid"]["instruments"]  # valid and test share the held-out instruments
+        values = (cell["train"]["notes"], cell["train"]["instruments"], cell["valid"]["notes"],
+                  cell["test"]["notes"], held)
+        for key, value in zip(totals, values):
+            totals[key] += value
+        lines.append(f"| {family} | " + " | ".join(f"{v:,}" for v in values) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{v:,}**" for v in totals.values()) + " |")
     return "\n".join(lines)
 
 
@@ -113,6 +181,8 @@ def notebooks_markdown(folder: Path) -> str:
 def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = None) -> dict[str, str]:
     """The README's generated blocks: results, notebook list and (if measured) benchmarks."""
     blocks = {"results": results_markdown(results), "notebooks": notebooks_markdown(notebooks)}
+    if results["dataset"].get("by_family"):
+        blocks["dataset"] = dataset_markdown(results)
     if bench_table is not None and Path(bench_table).is_file():
         blocks["benchmarks"] = Path(bench_table).read_text().strip()
     return blocks

@@ -29,10 +29,19 @@ def results():
         "musicnn_vgg": {"stages": 3, "training_seconds": 270.0,
                         "seen": _summary(0.878, 0.8, 0.9), "unseen": _summary(0.772, 0.7, 0.83)},
     }
-    return {"profile": "default", "models": models, "dataset": {"notes": 11700, "instruments": 585},
+    return {"profile": "default", "models": models, "best_model": "musicnn_vgg",
+            "dataset": {"notes": 11700, "instruments": 585, "by_family": {
+                "bass": {"train": {"notes": 740, "instruments": 37},
+                         "valid": {"notes": 90, "instruments": 9}, "test": {"notes": 90, "instruments": 9}},
+                "vocal": {"train": {"notes": 240, "instruments": 12},
+                          "valid": {"notes": 30, "instruments": 3}, "test": {"notes": 30, "instruments": 3}}}},
+            "equal_wall_time": {"scratch_seconds": 103.0, "scratch_val_accuracy": 0.714,
+                                "val_accuracy_at_scratch_seconds": {"musicnn_vgg": None}},
             "seen_notes": 934, "unseen_notes": 1180, "unseen_instruments": 118,
             "unseen_sources": {"backbone": "musicnn_vgg", "mean_accuracy": 0.5,
-                               "mean_accuracy_pair_apart": 0.45, "per_soundfont": [{}] * 5}}
+                               "mean_accuracy_pair_apart": 0.45, "unseen_instruments_same_setting": 0.55,
+                               "per_soundfont": [{"soundfont": f"sf{k}", "accuracy": 0.4 + k / 20}
+                                                 for k in range(5)]}}
 
 
 def test_table_is_sorted_by_unseen_accuracy_with_intervals(results):
@@ -56,8 +65,21 @@ def test_readme_block_is_rewritten_between_markers(tmp_path, results):
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| musicnn_vgg | 3 | 77.2% (70.0%–83.0%) |" in text
-    assert "mean accuracy 50.0% over 5 soundfonts; 45.0%" in text
+    assert "mean 50.0% over 5 soundfonts, 45.0%" in text and "hardest source: sf0 (40.0%)" in text
     assert not report.update_readme(readme, blocks)  # a second run changes nothing
+
+
+def test_findings_are_computed_from_the_results(results):
+    lines = report.findings(results)
+    assert lines[0].endswith("musicnn_vgg 77.2%, scratch_cnn 71.6% (+5.6 points).")
+    assert "scratch_cnn's 103 s, against scratch_cnn's final 71.4%: musicnn_vgg: no epoch finished" in lines[1]
+    assert any("87.8% against 77.2%, a gap of 10.6 points" in line for line in lines)
+
+
+def test_dataset_table_totals(results):
+    table = report.dataset_markdown(results).splitlines()
+    assert table[2] == "| bass | 740 | 37 | 90 | 90 | 9 |"
+    assert table[-1] == "| **all** | **980** | **49** | **120** | **120** | **12** |"
 
 
 def test_readme_without_markers_is_refused(tmp_path, results):
@@ -72,7 +94,7 @@ def test_results_command_prints_and_rewrites(tmp_path, results, capsys):
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    readme.write_text(_block("results") + _block("notebooks"))
+    readme.write_text(_block("results") + _block("notebooks") + _block("dataset"))
     (tmp_path / "notebooks").mkdir()
     assert cli.main(["results", "--file", str(path), "--readme", str(readme)]) == 0
     out = capsys.readouterr().out
