@@ -67,7 +67,7 @@ reproduce: system venv
 		echo "   $$(( $$(date +%s) - t0 )) s"; \
 	done; \
 	echo "== the web page (figures/07_prediction_page.png)"; t0=$$(date +%s); \
-	INSTCLF_PROFILE=default $(BIN)/python -m instclf.app screenshot figures/07_prediction_page.png \
+	INSTCLF_PROFILE=default $(BIN)/python -m instclf.app screenshot --if-stale figures/07_prediction_page.png \
 		|| exit 1; \
 	echo "   $$(( $$(date +%s) - t0 )) s"; \
 	INSTCLF_PROFILE=default $(BIN)/instclf data info && \

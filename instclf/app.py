@@ -196,6 +196,19 @@ def demo_note(profile: Profile) -> pd.Series:
     return (guitars if len(guitars) else picked).iloc[0]
 
 
+PAGE_SOURCES = ("instclf/app.py", "instclf/widgets.py", "instclf/predict.py", "instclf/plots.py",
+                "notebooks/07_predict_your_audio.ipynb")
+
+
+def screenshot_is_current(path: Path, model_path: Path) -> bool:
+    """True if ``path`` is newer than the model and every file the page is made of."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    inputs = [Path(model_path), *(PROJECT_ROOT / source for source in PAGE_SOURCES)]
+    return all(path.stat().st_mtime > p.stat().st_mtime for p in inputs if p.exists())
+
+
 def screenshot(path: Path, profile: Profile | None = None, timeout: float = 300) -> Path:
     """Save the upload panel of the web page after a prediction as a PNG (``make reproduce``).
 
@@ -248,11 +261,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("voila", help="Voila itself, its options after it (what serve runs)")
     shot = commands.add_parser("screenshot", help="save the page after a prediction as a PNG")
     shot.add_argument("path", type=Path)
+    shot.add_argument("--if-stale", action="store_true",
+                      help="skip when the file is newer than the model and the page's sources")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             serve(args.port)  # does not return
         start = time.perf_counter()
+        if args.if_stale:
+            from . import train
+
+            model_path = train.best_model(get_profile()).path
+            if screenshot_is_current(args.path, model_path):
+                print(f"web page screenshot: {args.path} is up to date")
+                return 0
         path = screenshot(args.path)
         print(f"web page screenshot: {path} ({time.perf_counter() - start:.0f} s)")
         return 0

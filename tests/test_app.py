@@ -119,3 +119,20 @@ def test_page_predicts_an_upload_and_refuses_what_is_not_a_note(smoke, tmp_path)
           f"screenshot {tmp_path / 'prediction.png'}")
     assert (tmp_path / "prediction.png").stat().st_size > 10_000
     assert took < TOTAL_BUDGET, f"the browser test took {took:.0f} s"
+
+
+def test_screenshot_is_retaken_only_when_the_model_or_the_page_changed(tmp_path):
+    import os
+
+    from instclf import app
+
+    model, shot = tmp_path / "model.keras", tmp_path / "page.png"
+    model.write_bytes(b"model")
+    assert not app.screenshot_is_current(shot, model)  # no screenshot yet
+    shot.write_bytes(b"png")
+    newest = max(p.stat().st_mtime for p in (app.PROJECT_ROOT / s for s in app.PAGE_SOURCES))
+    os.utime(model, (newest, newest))
+    os.utime(shot, (newest + 10, newest + 10))
+    assert app.screenshot_is_current(shot, model)
+    os.utime(model, (newest + 20, newest + 20))  # the model was retrained after the shot
+    assert not app.screenshot_is_current(shot, model)
