@@ -22,7 +22,7 @@ def saved_by_notebooks() -> set[str]:
 
 def saved_by_make_reproduce() -> set[str]:
     makefile = (ROOT / "Makefile").read_text()
-    return set(re.findall(r"instclf\.app screenshot figures/(\w+)\.png", makefile))
+    return set(re.findall(r"instclf\.app screenshot (?:--if-stale )?figures/(\w+)\.png", makefile))
 
 
 def listed() -> set[str]:
