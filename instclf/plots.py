@@ -319,7 +319,7 @@ def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
 
     ``summaries`` has columns ``model``, ``split``, ``accuracy``, ``low``, ``high``.
     """
-    fig, ax = _axes(ax, figsize=(9, 4.5))
+    fig, ax = _axes(ax, figsize=(11, 5))
     models = list(dict.fromkeys(summaries["model"]))
     splits = list(dict.fromkeys(summaries["split"]))
     width = 0.8 / len(splits)
@@ -330,7 +330,7 @@ def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
                       yerr=[part["accuracy"] - part["low"], part["high"] - part["accuracy"]],
                       capsize=3)
         ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
-    ax.set_xticks(range(len(models)), models, rotation=15, ha="right")
+    ax.set_xticks(range(len(models)), models, rotation=25, ha="right", fontsize=9)
     ax.set(xlabel="model", ylabel="accuracy (share of notes)", ylim=(0, 1.05), title=title)
     ax.legend(title="test notes from", loc="lower right")
     return fig
