@@ -186,8 +186,7 @@ def transform(X: np.ndarray, parameters: pd.DataFrame, eq_limit_db: float) -> np
     dtype = X.dtype
     X = np.asarray(X, dtype=np.float32)
     gain_db = parameters["gain_db"].to_numpy(np.float32)[:, None]
-    level_db = gain_db + eq_curves(parameters, X.shape[-1], eq_limit_db)  # (n, n_mels)
-    X = from_power(to_power(X) * 10.0 ** (level_db[:, None, :] / 10.0))
+    X = apply_eq(X, gain_db + eq_curves(parameters, X.shape[-1], eq_limit_db))  # one step
     X = time_shift(X, parameters["shift"].to_numpy())
     X = mask_bands(X, parameters["band_start"].to_numpy(), parameters["band_width"].to_numpy())
     X = mask_frames(X, parameters["frame_start"].to_numpy(),

@@ -1,4 +1,5 @@
-"""The ``instclf`` command: ``instclf data render|info|validate|download``, ``instclf evaluate``.
+"""The ``instclf`` command: ``data render|info|validate|download``, ``features``, ``evaluate``,
+``predict`` and ``results``.
 
 Every user-facing error ends as one line on stderr (``instclf: error: ...``) and exit status 2.
 """

@@ -119,24 +119,16 @@ def evaluate_folder(model_path, folder, progress: bool = False) -> tuple[pd.Data
 
 # --- one table per model and split, written once ------------------------------------------
 
-def _model_digest(model_path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(model_path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     """The predictions table of a saved model on one selection of notes (notebooks 05, 06).
 
     Written beside the model as ``predictions-<model>-<split>.csv``; recomputed only when
-    the model file or the notes change.
+    the model file (its size or modification time) or the notes change.
     """
-    from . import storage
+    from . import features, storage
 
-    key = hashlib.sha1((_model_digest(trained.path) + "".join(data.notes["note_str"]))
-                       .encode()).hexdigest()
+    key = hashlib.sha1((features.inputs_fingerprint([trained.path])
+                        + "".join(data.notes["note_str"])).encode()).hexdigest()
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
     if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:

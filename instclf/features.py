@@ -337,8 +337,7 @@ def _stored(path: Path, notes: pd.DataFrame, front_end: FrontEnd,
             X = cut()
         if X is not None:
             found = _write_cache(path, X, notes, fingerprint, front_end)
-    if found is not None:
-        _remove_shards(path)
+            _remove_shards(path)  # assembled (or cut): the shards have served
     return found
 
 

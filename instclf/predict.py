@@ -48,12 +48,7 @@ class Predictor:
     path: Path | None = None
 
 
-_PREDICTORS: dict[tuple, Predictor] = {}
-
-
-def _file_key(path: Path) -> tuple:
-    stat = path.stat()  # a retrained model (same path, new file) is loaded again
-    return (str(path), stat.st_size, stat.st_mtime_ns)
+_PREDICTORS: dict = {}  # by model file fingerprint, or by profile for the best model
 
 
 def predictor_from(model: keras.Model, meta: dict, path: Path | None = None) -> Predictor:
@@ -86,7 +81,7 @@ def load_predictor(model_path: str | Path | None = None, profile: Profile | str 
     if not path.is_file():
         raise InstclfError(f"model {path} not found; give a .keras file saved by instclf "
                            "(notebook 03 or make reproduce trains one)")
-    key = _file_key(path)
+    key = features.inputs_fingerprint([path])  # a retrained model (same path) loads again
     if key not in _PREDICTORS:
         model, meta = train.load_model(path)
         _PREDICTORS[key] = predictor_from(model, meta, path)

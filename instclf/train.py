@@ -181,6 +181,8 @@ class TrainingState:
     seconds: float = 0.0  # stages plus the frozen bottom's activations
     activation_seconds: float = 0.0
     stage_seconds: list = field(default_factory=list)
+    # [stage, seconds] of each pass through the frozen bottom: a run extended later pays again
+    activation_passes: list = field(default_factory=list)
 
 
 def _load_state(run_dir: Path) -> tuple[TrainingState, pd.DataFrame]:
@@ -225,6 +227,7 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
     cached = {name: activations(model, data[name].X, 0, lowest) for name in ("fit", "valid")}
     elapsed = time.perf_counter() - began
     state.activation_seconds += elapsed
+    state.activation_passes.append([state.completed_stages, round(elapsed, 2)])
     state.seconds += elapsed  # part of the training time, paid once per run
     for stage in stages:
         start = lowest if not backbone.pretrained else backbones.block_start(model, backbone, stage)
@@ -271,10 +274,13 @@ def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.Data
     best_stage = int(history.loc[history["val_loss"].idxmin(), "stage"])
     model.load_weights(str(run_dir / f"stage{best_stage}.weights.h5"))
     stage_seconds = state.stage_seconds[:last_stage + 1]
+    passes = [p for p in state.activation_passes if p[0] <= last_stage]
+    activation = sum(p[1] for p in passes) if state.activation_passes else state.activation_seconds
     return TrainingState(
         completed_stages=last_stage + 1, best_val_loss=float(history["val_loss"].min()),
-        best_stage=best_stage, seconds=float(sum(stage_seconds)) + state.activation_seconds,
-        activation_seconds=state.activation_seconds, stage_seconds=stage_seconds), history
+        best_stage=best_stage, seconds=float(sum(stage_seconds)) + activation,
+        activation_seconds=activation, stage_seconds=stage_seconds,
+        activation_passes=passes), history
 
 
 # --- models on disk -------------------------------------------------------------------------
@@ -328,7 +334,7 @@ def distribution_strategy():
     default strategy (one device). What :func:`trained_model` trains under by default.
 
     Several machines: pass a ``tf.distribute.MultiWorkerMirroredStrategy`` to
-    :func:`trained_model` instead (README, "Scaling up").
+    :func:`trained_model` instead (README, "On a GPU, and at NSynth's scale").
     """
     import tensorflow as tf
 
@@ -381,6 +387,7 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         "stopped": state.stopped, "epochs": int(len(history)),
         "best_val_loss": state.best_val_loss, "training_seconds": round(state.seconds, 1),
         "activation_seconds": round(state.activation_seconds, 1),
+        "activation_passes": state.activation_passes,
         "stage_seconds": state.stage_seconds,
     }
     if settings is not None:
@@ -420,15 +427,18 @@ def elapsed_history(history: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """``history`` with ``elapsed_seconds``: training time from the start of the run to the end
     of each epoch, everything counted (notebook 04's accuracy-against-time figure).
 
-    The frozen bottom's activations (``activation_seconds``) come first; each stage then pays
-    what its epochs do not show (its own activations, compiling) before its first epoch, so
-    the last epoch ends at the run's ``training_seconds``.
+    Each pass through the frozen bottom (``activation_passes``: the stage it preceded and
+    its seconds; older models record only the total ``activation_seconds``, counted before
+    stage 0) comes before its stage; each stage then pays what its epochs do not show (its
+    own activations, compiling) before its first epoch, so the last epoch ends at the run's
+    ``training_seconds``.
     """
     out = history.reset_index(drop=True).copy()
     stage_seconds = list(meta.get("stage_seconds") or [])
-    clock = float(meta.get("activation_seconds", 0.0))
-    elapsed = np.zeros(len(out))
+    passes = meta.get("activation_passes") or [[0, float(meta.get("activation_seconds", 0.0))]]
+    clock, elapsed = 0.0, np.zeros(len(out))
     for stage, part in out.groupby("stage", sort=True):
+        clock += sum(seconds for first, seconds in passes if int(first) == int(stage))
         epochs = part["seconds"].to_numpy(dtype=float)
         total = stage_seconds[int(stage)] if int(stage) < len(stage_seconds) else epochs.sum()
         elapsed[part.index] = clock + max(total - epochs.sum(), 0.0) + np.cumsum(epochs)

@@ -269,6 +269,14 @@ def test_elapsed_history_counts_activations_and_stage_overheads():
     assert bare == pytest.approx([1.0, 2.0, 4.0, 6.0])
 
 
+def test_elapsed_history_puts_each_frozen_pass_before_its_stage():
+    # a head-only run (pass of 6 s before stage 0) extended later (pass of 4 s before stage 1)
+    meta = {"activation_seconds": 10.0, "activation_passes": [[0, 6.0], [1, 4.0]],
+            "stage_seconds": [3.0, 5.0]}
+    elapsed = train.elapsed_history(_history(), meta)["elapsed_seconds"].tolist()
+    assert elapsed == pytest.approx([8.0, 9.0, 16.0, 18.0])
+
+
 def test_accuracy_at_takes_the_kept_epoch():
     history = train.elapsed_history(_history(), {"activation_seconds": 10.0,
                                                  "stage_seconds": [3.0, 5.0]})

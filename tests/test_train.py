@@ -115,6 +115,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(history1.iloc[:len(history0)].reset_index(drop=True),
                                   history0.reset_index(drop=True), check_dtype=False)
     assert list(history1.epoch) == list(range(1, len(history1) + 1))
+    assert [stage for stage, _ in state1.activation_passes] == [0, 1], "one pass per resume"
 
 
 def test_saved_model_loads_in_safe_mode(musicnn_model, tmp_path):
