@@ -59,6 +59,11 @@ class Profile:
         return self.data_dir / f"nsynth-embedded-{self.name}"
 
     @property
+    def models_dir(self) -> Path:
+        """Where the profile's trained models go: ``<data root>/models/<profile>/<run>/``."""
+        return self.data_dir / "models" / self.name
+
+    @property
     def figures_dir(self) -> Path:
         """Report figures go to ``figures/``; the smoke profile keeps its own away from them."""
         if self.name == "smoke":

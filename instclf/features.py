@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -231,6 +230,7 @@ class FeatureSet:
     note_str: np.ndarray
     front_end: FrontEnd
     path: Path
+    digest: str  # SHA-1 of the cached array: the content key of everything computed from it
 
     def __len__(self) -> int:
         return len(self.note_str)
@@ -251,12 +251,13 @@ def cache_path(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path, label:
     return Path(cache_dir) / front_end.key / f"{label}-{names}.npy"
 
 
-def _file_crc(path: Path) -> int:
-    crc = 0
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's bytes: the content key of a cache file (and its integrity check)."""
+    digest = hashlib.sha1()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 24):
-            crc = zlib.crc32(block, crc)
-    return crc
+            digest.update(block)
+    return digest.hexdigest()
 
 
 _VERIFIED: set[tuple] = set()  # files whose checksum this process has already checked
@@ -281,7 +282,7 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
         return None
     seen = (str(path), stat.st_size, stat.st_mtime_ns)
     if seen not in _VERIFIED:
-        if _file_crc(path) != meta.get("crc32"):
+        if file_digest(path) != meta.get("sha1"):
             return None
         _VERIFIED.add(seen)
     try:
@@ -290,7 +291,7 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
         return None
     if X.shape != (len(meta["note_str"]), *front_end.shape):
         return None
-    return FeatureSet(X, np.array(meta["note_str"]), front_end, path)
+    return FeatureSet(X, np.array(meta["note_str"]), front_end, path, meta["sha1"])
 
 
 def _write_cache(path: Path, X: np.ndarray, notes: pd.DataFrame, fingerprint: str,
@@ -302,7 +303,7 @@ def _write_cache(path: Path, X: np.ndarray, notes: pd.DataFrame, fingerprint: st
     stat = path.stat()
     storage.write_json(path.with_suffix(".json"), {
         "front_end": _as_json(front_end), "inputs": fingerprint,
-        "note_str": list(notes["note_str"]), "bytes": stat.st_size, "crc32": _file_crc(path),
+        "note_str": list(notes["note_str"]), "bytes": stat.st_size, "sha1": file_digest(path),
     })
     _VERIFIED.add((str(path), stat.st_size, stat.st_mtime_ns))  # just checksummed it
     return _read_cache(path, fingerprint, front_end)

@@ -7,12 +7,27 @@ that is killed leaves only ``*.tmp-*`` files, which :func:`remove_temporaries` c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 TEMP_MARK = ".tmp-"
+# Bump when a change to the code alters what a cached result holds (features, activations,
+# models, predictions tables): every key changes with it, so nothing stale is reused.
+CACHE_VERSION = 3
+
+
+def content_key(*parts) -> str:
+    """The one key of every cached result: a digest of what it was computed from.
+
+    ``parts`` are JSON-serialisable descriptions of the inputs (content digests of upstream
+    caches, front-end and backbone settings, schedules); :data:`CACHE_VERSION` is always part
+    of it. Features, frozen activations, models and predictions tables are keyed this way.
+    """
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager

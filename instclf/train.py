@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,11 +54,16 @@ def schedule_for(profile: Profile, max_unfrozen_blocks: int | None = None) -> Sc
 
 @dataclass
 class Data:
-    """Features and labels of one selection of notes."""
+    """Features and labels of one selection of notes.
+
+    ``key`` is the selection's content key (the features' digest, the labels and the note
+    names): models, activations and predictions tables computed from it are keyed on it.
+    """
 
     X: np.ndarray
     y: np.ndarray
     notes: pd.DataFrame
+    key: str = ""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -66,6 +72,13 @@ class Data:
 def labels(notes: pd.DataFrame) -> np.ndarray:
     """Family indices (0-10, NSynth's order) of a note table."""
     return notes["family"].cat.codes.to_numpy().astype("int32")
+
+
+def data_key(features_digest: str, y: np.ndarray, notes: pd.DataFrame) -> str:
+    """The content key of a selection: its features' digest, its labels, its note names."""
+    names = hashlib.sha1("\n".join(notes["note_str"]).encode()).hexdigest()
+    return storage.content_key("data", features_digest,
+                               hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest(), names)
 
 
 def training_data(profile: Profile, front_end: features.FrontEnd,
@@ -84,7 +97,8 @@ def training_data(profile: Profile, front_end: features.FrontEnd,
     for name, selection in selections.items():
         selection = selection.reset_index(drop=True)
         cached = features.profile_features(profile, selection, front_end, name, progress)
-        data[name] = Data(cached.X, labels(selection), selection)
+        y = labels(selection)
+        data[name] = Data(cached.X, y, selection, data_key(cached.digest, y, selection))
     return data
 
 
@@ -287,20 +301,18 @@ def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.Data
 
 def run_key(backbone: backbones.Backbone, schedule: Schedule, data: dict[str, Data],
             augmentation: dict | None = None) -> str:
-    """Names a training run by what it depends on (not by how many stages it has done).
+    """Names a training run by the content it depends on (not by how many stages it has done).
 
-    ``augmentation`` (the settings of :class:`instclf.augment.Augmentation`, for a run whose
-    fitted notes get augmented copies) enters the key only when given, so plain runs keep
-    their keys and an augmented run never shares a folder with a plain one.
+    The fitted and validation selections enter by their content keys (:func:`data_key`), so
+    notes re-rendered under the same names never reuse a stale model. ``augmentation`` (the
+    settings of :class:`instclf.augment.Augmentation`) enters only when given.
     """
     settings = {**asdict(schedule), "max_unfrozen_blocks": None, "backbone": backbone.name,
-                "front_end": backbone.front_end.key,
-                "fit": hashlib.sha1("".join(data["fit"].notes.note_str).encode()).hexdigest(),
-                "valid": hashlib.sha1("".join(data["valid"].notes.note_str).encode()).hexdigest()}
+                "weights": backbone.weights, "front_end": backbone.front_end.key,
+                "fit": data["fit"].key, "valid": data["valid"].key}
     if augmentation is not None:
         settings["augmentation"] = dict(augmentation)
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{backbone.name}-{digest}"
+    return f"{backbone.name}-{storage.content_key('model', settings)[:10]}"
 
 
 @dataclass
@@ -313,20 +325,49 @@ class TrainedModel:
     path: Path
 
 
+DESCRIPTION_MEMBER = "instclf.json"  # the description inside the .keras archive
+
+
 def save_model(model: keras.Model, meta: dict, path: Path) -> None:
-    """Native ``.keras`` file plus ``<name>.json`` beside it (front end, classes, training)."""
+    """One native ``.keras`` file that carries its description (front end, classes, backbone,
+    training data keys) as an extra archive member, plus a readable copy ``<name>.json``.
+
+    Keras ignores members it does not know, so the file loads anywhere; the copy beside it
+    is what :func:`recorded_models` scans.
+    """
     with storage.atomic_path(path) as tmp:
         model.save(str(tmp))
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(DESCRIPTION_MEMBER, json.dumps(meta, indent=2, sort_keys=True))
     storage.write_json(path.with_suffix(".json"), meta)
 
 
+def model_description(path: Path) -> dict:
+    """The description a saved model carries (or, for older files, the JSON beside it)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if DESCRIPTION_MEMBER in archive.namelist():
+                return json.loads(archive.read(DESCRIPTION_MEMBER))
+    except zipfile.BadZipFile:
+        raise InstclfError(f"model {path} is not a Keras model file (.keras); give a model "
+                           "saved by instclf")
+    beside = path.with_suffix(".json")
+    if beside.is_file():
+        return json.loads(beside.read_text())
+    raise InstclfError(f"model {path} carries no instclf description; give a model saved by "
+                       "instclf (instclf train, notebook 03 or make reproduce)")
+
+
 def load_model(path: Path) -> tuple[keras.Model, dict]:
-    """A saved classifier, in Keras safe mode, and its description."""
+    """A saved classifier, in Keras safe mode, and its description. Reads nothing else: no
+    dataset, no profile (``instclf predict``, ``instclf evaluate``, notebook 07, the page)."""
     path = Path(path)
     if not path.is_file():
         raise InstclfError(f"model {path} not found; train it with notebook 03 or make reproduce")
+    meta = model_description(path)
     model = keras.models.load_model(str(path), safe_mode=True, compile=False)
-    return model, json.loads(path.with_suffix(".json").read_text())
+    return model, meta
 
 
 def distribution_strategy():
@@ -362,8 +403,7 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         raise InstclfError("trained_model takes the plain training data; ask for augmented "
                            "copies with augmentation=instclf.augment.Augmentation(...)")
     settings = augmentation.settings() if augmentation is not None else None
-    run_dir = profile.data_dir / "models" / profile.dataset_dir.name / run_key(
-        backbone, schedule, data, settings)
+    run_dir = profile.models_dir / run_key(backbone, schedule, data, settings)
     model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
     if model_path.is_file():
         model, meta = load_model(model_path)
@@ -382,7 +422,8 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     meta = {
         "backbone": backbone.name, "weights": backbone.weights, "classes": list(FAMILIES),
         "front_end": asdict(backbone.front_end), "profile": profile.name,
-        "dataset": profile.dataset_dir.name, "schedule": asdict(schedule),
+        "data": {name: data[name].key for name in ("fit", "valid")},
+        "schedule": asdict(schedule),
         "stages_completed": state.completed_stages, "best_stage": state.best_stage,
         "stopped": state.stopped, "epochs": int(len(history)),
         "best_val_loss": state.best_val_loss, "training_seconds": round(state.seconds, 1),
@@ -396,15 +437,51 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     return TrainedModel(model, history, meta, model_path)
 
 
-BEST_BACKBONE = "musicnn_vgg_msd_whole"  # lowest validation loss in notebook 04 (default profile)
+BEST_BACKBONE = "musicnn_vgg_msd_whole"  # trained when a profile has no model yet
+
+
+def recorded_models(profile: Profile) -> list[tuple[Path, dict]]:
+    """Every finished model training recorded under the profile's models folder, with its
+    description (the ``<model>.json`` each training writes beside its ``.keras`` file)."""
+    found = []
+    for described in sorted(profile.models_dir.glob("*/stages*.json")):
+        model_path = described.with_suffix(".keras")
+        if not model_path.is_file():
+            continue
+        try:
+            meta = json.loads(described.read_text())
+        except json.JSONDecodeError:
+            continue
+        if meta.get("best_val_loss") is not None:
+            found.append((model_path, meta))
+    return found
+
+
+def best_model_path(profile: Profile) -> Path | None:
+    """The profile's best model: of every model training recorded, the one with the lowest
+    validation loss (held-out instruments); None when nothing is trained yet.
+
+    Reads only the models folder, so it works on a data root that holds nothing else.
+    """
+    recorded = recorded_models(profile)
+    if not recorded:
+        return None
+    return min(recorded, key=lambda found: (found[1]["best_val_loss"], str(found[0])))[0]
 
 
 def best_model(profile: Profile, progress=None) -> TrainedModel:
-    """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07).
-
-    Trained on first use like any other, so each of those notebooks runs on its own.
+    """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07):
+    :func:`best_model_path`, or, when the profile has no trained model yet,
+    :data:`BEST_BACKBONE` trained first, so each of those notebooks runs on its own.
     """
-    return trained_model(profile, BEST_BACKBONE, progress=progress)
+    path = best_model_path(profile)
+    if path is None:
+        return trained_model(profile, BEST_BACKBONE, progress=progress)
+    model, meta = load_model(path)
+    history_path = path.parent / "history.csv"
+    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(
+        columns=HISTORY_COLUMNS)
+    return TrainedModel(model, history[history["stage"] < meta["stages_completed"]], meta, path)
 
 
 def stage_summary(history: pd.DataFrame) -> pd.DataFrame:
