@@ -22,7 +22,7 @@ import librosa.display  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from instclf import config, features, nsynth, render  # noqa: E402
+from instclf import features, nsynth, profiles  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,8 +63,8 @@ def _timed(run, paths) -> float:
 
 
 def main() -> dict:
-    profile = config.get_profile("smoke")
-    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=False))
+    profile = profiles.get_profile("smoke")
+    notes = profile.notes(progress=False)
     paths = list(notes.path)
     result = {"benchmark": "features", "clips": len(paths), "front_ends": {}}
     for front_end in (features.MUSICNN, features.STUDY):

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from instclf import config, render
+from instclf import profiles, render
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -28,8 +28,8 @@ def notes_per_second(plan: list[dict], workers: int) -> float:
 
 
 def main() -> dict:
-    profile = replace(config.PROFILES["smoke"], notes_per_instrument=60)
-    plan = render.plan_dataset(profile)
+    source = replace(profiles.PROFILES["smoke"].sources[0], notes_per_instrument=60)
+    plan = render.plan_dataset(source)
     notes = sum(len(i["notes"]) for i in plan)
     one, two = notes_per_second(plan, 1), notes_per_second(plan, 2)
     result = {

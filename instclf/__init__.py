@@ -8,7 +8,8 @@ pay for plotting libraries it never calls.
 import importlib
 import importlib.util
 
-from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile, get_profile
+from .config import FAMILIES, SOURCES, SPLITS, InstclfError
+from .profiles import Profile, get_profile
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """The ``instclf`` command: ``data render|info|validate|download``, ``features``, ``evaluate``,
-``predict`` and ``results``.
+``predict``, ``results`` and ``train``.
 
 Every user-facing error ends as one line on stderr (``instclf: error: ...``) and exit status 2.
 """
@@ -11,56 +11,82 @@ import json
 import sys
 from pathlib import Path
 
-from . import config, nsynth
+from . import config, nsynth, profiles
 from .config import InstclfError
 
 
 def _data_render(args) -> int:
-    from . import render
-
-    profile = config.get_profile(args.profile)
+    profile = profiles.get_profile(args.profile)
     shard = config.parse_shard(args.shard) if args.shard else None
-    if render.is_rendered(profile) and not args.force:
-        print(f"{profile.dataset_dir} is already rendered for profile {profile.name}")
-        return 0
-    report = render.render_dataset(profile, workers=args.workers, progress=not args.quiet,
-                                   shard=shard)
-    print(json.dumps(report.as_dict(), indent=2))
-    if shard:
+    made = [source for source in profile.sources if source.renders]
+    for source in profile.sources:
+        if not source.renders:
+            print(f"{source.name}: not rendered here ({source.kind}); "
+                  f"{source.root(profile.data_dir)}")
+        elif source.is_ready(profile.data_dir) and not args.force:
+            print(f"{source.root(profile.data_dir)} is already rendered for profile {profile.name}")
+        else:
+            report = source.render(profile.data_dir, workers=args.workers,
+                                   progress=not args.quiet, shard=shard)
+            print(json.dumps(report.as_dict(), indent=2))
+    if shard and made:
         print(f"shard {args.shard} rendered; once every shard is done, run `instclf data render"
               f" --profile {profile.name}` to write the metadata", file=sys.stderr)
     return 0
 
 
-def _dataset_root(args) -> Path:
-    return Path(args.root) if args.root else config.get_profile(args.profile).dataset_dir
+def _profile_notes(args):
+    """The notes of ``--root`` (one NSynth-format dataset root) or of the profile's sources."""
+    from . import sources
+
+    if args.root:
+        return sources.read_source(sources.make_source("folder", name="root", path=args.root),
+                                   config.data_dir(), ensure=False)
+    profile = profiles.get_profile(args.profile)
+    return sources.read_notes(profile.sources, profile.data_dir, ensure=False)
 
 
 def _data_info(args) -> int:
     import pandas as pd
 
-    notes = nsynth.read_dataset(_dataset_root(args), splits=args.splits)
+    notes = _profile_notes(args)
+    notes = notes[notes["split"].isin(args.splits)]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(nsynth.summarize(notes).to_string())
     print(f"\n{len(notes)} notes, {notes['instrument_str'].nunique()} instruments")
+    if notes["origin"].nunique() > 1 or notes["lineage"].nunique() > 1:
+        print(notes.groupby(["origin", "lineage"]).size().rename("notes").to_string())
     return 0
 
 
+def _data_roots(args) -> list[Path]:
+    if args.root:
+        return [Path(args.root)]
+    profile = profiles.get_profile(args.profile)
+    return list(profile.source_roots().values())
+
+
 def _data_validate(args) -> int:
-    root, status = _dataset_root(args), 0
-    for split in args.splits:
-        problems = nsynth.validate_split(nsynth.split_folder(root, split))
-        print(f"{split}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
-        for problem in problems:
-            print(f"  {problem}")
-        status = status or (1 if problems else 0)
+    status = 0
+    for root in _data_roots(args):
+        for split in args.splits:
+            folder = nsynth.split_folder(root, split)
+            if not folder.is_dir() and not args.root:
+                continue  # a source without this split
+            problems = nsynth.validate_split(folder)
+            print(f"{folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+            for problem in problems:
+                print(f"  {problem}")
+            status = status or (1 if problems else 0)
     return status
 
 
 def _data_download(args) -> int:
     from . import download
 
-    root = Path(args.root) if args.root else config.data_dir() / "nsynth-official"
+    from .sources.official import OfficialNSynth
+
+    root = Path(args.root) if args.root else OfficialNSynth().root(config.data_dir())
     for split in args.splits:
         folder = download.download_split(split, root, base_url=args.base_url,
                                          progress=not args.quiet)
@@ -93,8 +119,7 @@ def _predict(args) -> int:
 
     if not 1 <= args.top <= len(config.FAMILIES):
         raise InstclfError(f"--top {args.top}: give a number from 1 to {len(config.FAMILIES)}")
-    predictor = predict.load_predictor(args.model, args.profile, progress=lambda line: print(
-        f"instclf: training the best model: {line}", file=sys.stderr))
+    predictor = predict.load_predictor(args.model, args.profile)
     results, failed = [], 0
     for file in args.files:
         try:
@@ -117,12 +142,13 @@ def _predict(args) -> int:
 
 
 def _features(args) -> int:
-    profile = config.get_profile(args.profile)
+    profile = profiles.get_profile(args.profile)
     shard = config.parse_shard(args.shard) if args.shard else None
-    from . import backbones, features, render  # keras: imported after the cheap checks
+    from . import backbones, features, sources  # keras: imported after the cheap checks
 
     front_end = backbones.get_backbone(args.backbone).front_end
-    render.ensure_dataset(profile, progress=not args.quiet)
+    for source in profile.sources:
+        source.ensure(profile.data_dir, progress=not args.quiet)
     found = features.dataset_features(profile, front_end, shard=shard, progress=not args.quiet)
     print(f"{len(found)} notes, features {found.X.shape[1:]} ({front_end.name}): {found.path}")
     if shard:
@@ -135,7 +161,7 @@ def _features(args) -> int:
 def _results(args) -> int:
     from . import report
 
-    profile = config.get_profile(args.profile)
+    profile = profiles.get_profile(args.profile)
     results = report.read_results(Path(args.file) if args.file else report.results_path(profile))
     print(report.results_markdown(results))
     if args.readme:
@@ -147,6 +173,44 @@ def _results(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from . import experiments
+
+    if args.list:
+        shown = experiments.EXPERIMENTS.values()
+        name_width = max(len(e.name) for e in shown)
+        label_width = max(len(e.label) for e in shown)
+        for e in shown:
+            print(f"{e.name:<{name_width}}  {e.label:<{label_width}}  {e.description}")
+        return 0
+    if not args.name:
+        raise InstclfError("name the experiment to train (instclf train --list shows them)")
+    experiment = experiments.get_experiment(args.name)
+    profile = profiles.get_profile(args.profile)
+    experiments.ensure_available(experiment)
+    from . import evaluate  # keras: imported after the cheap checks
+
+    data = experiments.training_data(profile, experiment, progress=not args.quiet)
+    trained = experiments.train_experiment(
+        profile, experiment.name, data=data,
+        progress=None if args.quiet else lambda line: print(f"{experiment.name}: {line}",
+                                                            flush=True))
+    meta = trained.meta
+    print(f"{experiment.label} ({profile.name} profile): {meta['stages_completed']} stages, "
+          f"{meta['epochs']} epochs, {meta['training_seconds']:.0f} s of training")
+    print(f"model: {trained.path}")
+    for split, what in (("test", "unseen instruments"), ("seen", "seen instruments")):
+        table = evaluate.cached_predictions(trained, data[split], split)
+        low, high = evaluate.bootstrap_accuracy(table)
+        print(f"{what}: accuracy {evaluate.accuracy(table):.1%} (95% interval over instruments "
+              f"{low:.1%}-{high:.1%}), {len(table)} notes of "
+              f"{table['instrument_str'].nunique()} instruments")
+    return 0
+
+
+PROFILE_NAMES = ", ".join(profiles.PROFILES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,15 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, handler, help_text, root=True):
         sub = actions.add_parser(name, help=help_text)
-        sub.add_argument("--profile", help="smoke, default or full (default: $INSTCLF_PROFILE)")
+        sub.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
         if root:
-            sub.add_argument("--root", help="dataset root holding nsynth-<split>/ folders")
+            sub.add_argument("--root", help="a dataset root holding nsynth-<split>/ folders "
+                             "(default: the profile's sources)")
             sub.add_argument("--splits", nargs="+", default=list(config.SPLITS),
                              choices=config.SPLITS)
         sub.set_defaults(handler=handler)
         return sub
 
-    render = add("render", _data_render, "render the embedded dataset with FluidSynth", root=False)
+    render = add("render", _data_render, "render the profile's rendered sources (FluidSynth)",
+                 root=False)
     render.add_argument("--workers", type=int, help="processes (default: up to 2)")
     render.add_argument("--force", action="store_true", help="render even if up to date")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -183,14 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="the instrument family of your own recordings")
     predict.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
     predict.add_argument("--model", help="a .keras file saved by instclf (default: the "
-                         "profile's best model, trained first if missing)")
+                         "profile's trained model with the lowest validation loss)")
     predict.add_argument("--profile", help="whose best model (default: $INSTCLF_PROFILE)")
     predict.add_argument("--top", type=int, default=3, help="families shown per file (default 3)")
     predict.add_argument("--json", action="store_true",
                          help="one JSON document: file, probabilities and top, or file and error")
     predict.set_defaults(handler=_predict)
     feats = commands.add_parser("features", help="cache the features of the whole dataset")
-    feats.add_argument("--profile", help="smoke, default or full (default: $INSTCLF_PROFILE)")
+    feats.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
     feats.add_argument("--backbone", default="musicnn_vgg", help="whose front end "
                        "(default: musicnn_vgg)")
     feats.add_argument("--shard", metavar="I/N", help="only every N-th note from note I (from 0);"
@@ -203,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--readme", help="rewrite this README's generated blocks (results, "
                          "notebooks, benchmarks) from the files")
     results.set_defaults(handler=_results)
+    train = commands.add_parser("train", help="train (or load) one experiment of the registry")
+    train.add_argument("name", nargs="?", metavar="NAME", help="the experiment (see --list)")
+    train.add_argument("--list", action="store_true", help="the experiments: name, label and "
+                       "what each varies")
+    train.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, no line per stage")
+    train.set_defaults(handler=_train)
     return parser
 
 

@@ -23,6 +23,12 @@ class Soundfont:
     filename: str
     debian_package: str
     source: str | None = None  # overrides the table's source (an FM soundfont is synthetic)
+    shares_material_with: str | None = None  # another soundfont its samples derive from
+
+    @property
+    def lineage(self) -> str:
+        """Soundfonts that share sound material form one lineage (named by the oldest)."""
+        return self.shares_material_with or self.key
 
 
 SOUNDFONTS = {
@@ -31,7 +37,7 @@ SOUNDFONTS = {
         Soundfont("FluidR3_GM", "FluidR3_GM.sf2", "fluid-soundfont-gm"),
         Soundfont(
             "MuseScore_General", "MuseScore_General_Full.sf2",
-            "musescore-general-soundfont-lossless",
+            "musescore-general-soundfont-lossless", shares_material_with="FluidR3_GM",
         ),
         Soundfont("TimGM6mb", "TimGM6mb.sf2", "timgm6mb-soundfont"),
         Soundfont("sf_GMbank", "sf_GMbank.sf2", "csound-soundfont"),

@@ -1,4 +1,4 @@
-"""Render the embedded NSynth-format dataset with FluidSynth (notebook 01, ``instclf data render``).
+"""The FluidSynth engine of the soundfont source (:mod:`instclf.sources.soundfonts`, ``instclf data render``).
 
 NSynth was made by playing sample-based instruments one note at a time: held 3 s, released
 for 1 s, 16 kHz mono, each note normalised to near full scale. We do the same over the
@@ -26,8 +26,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
-from . import nsynth, storage
-from .config import FAMILIES, SOURCES, SPLITS, InstclfError, Profile, keep_freed_memory
+from . import nsynth, storage, subsets
+from .config import FAMILIES, SOURCES, SPLITS, InstclfError, keep_freed_memory
 from .instruments import GM_PROGRAMS, MELODIC_BANKS, SOUNDFONTS, pitch_range, soundfont_path
 
 RENDER_RATE = 48_000
@@ -182,18 +182,13 @@ def audible_pitches(synth: Synth, bank: int, program: int) -> list[int]:
                                             release=0)).max()) >= SILENT_PEAK]
 
 
-def _stable_rng(seed: int, *keys) -> np.random.Generator:
-    """A generator that depends only on the seed and the keys (not on call order)."""
-    return np.random.default_rng([seed, zlib.crc32(repr(keys).encode())])
-
-
 def _choose_instruments(instruments: list[dict], per_family: int | None, seed: int) -> list[dict]:
     if per_family is None:
         return instruments
     chosen = []
     for family in FAMILIES:
         members = [i for i in instruments if i["family"] == family]
-        order = _stable_rng(seed, "instruments", family).permutation(len(members))
+        order = subsets.stable_rng(seed, "instruments", family).permutation(len(members))
         chosen += [members[k] for k in sorted(order[:per_family])]
     return sorted(chosen, key=instruments.index)
 
@@ -202,15 +197,9 @@ def _assign_splits(instruments: list[dict], heldout_fraction: float, seed: int) 
     """Hold out a share of each family's instruments; their notes form valid and test."""
     for family in FAMILIES:
         members = [i for i in instruments if i["family"] == family]
-        if len(members) < 2:
-            raise InstclfError(
-                f"family {family} has {len(members)} instrument(s) in these soundfonts; "
-                "a split needs at least 2 (add soundfonts to the profile)"
-            )
-        n_heldout = min(len(members) - 1, max(1, round(heldout_fraction * len(members))))
-        order = _stable_rng(seed, "heldout", family).permutation(len(members))
-        for rank, k in enumerate(order):
-            members[k]["heldout"] = bool(rank < n_heldout)
+        for inst, heldout in zip(members, subsets.heldout_flags(len(members), heldout_fraction,
+                                                                 seed, family)):
+            inst["heldout"] = heldout
 
 
 def _name_instruments(instruments: list[dict]) -> None:
@@ -223,12 +212,12 @@ def _name_instruments(instruments: list[dict]) -> None:
         counters[kind] += 1
 
 
-def _choose_notes(inst: dict, profile: Profile) -> list[tuple[int, int]]:
+def _choose_notes(inst: dict, source: SoundfontRender) -> list[tuple[int, int]]:
     """(pitch, velocity) of each note of one instrument."""
-    grid = [(p, v) for p in inst["pitches"] for v in profile.velocities]
-    if profile.notes_per_instrument is not None and len(grid) > profile.notes_per_instrument:
-        rng = _stable_rng(profile.seed, "notes", inst["instrument_str"])
-        grid = [grid[k] for k in sorted(rng.choice(len(grid), profile.notes_per_instrument,
+    grid = [(p, v) for p in inst["pitches"] for v in source.velocities]
+    if source.notes_per_instrument is not None and len(grid) > source.notes_per_instrument:
+        rng = subsets.stable_rng(source.seed, "notes", inst["instrument_str"])
+        grid = [grid[k] for k in sorted(rng.choice(len(grid), source.notes_per_instrument,
                                                    replace=False))]
     return grid
 
@@ -241,23 +230,21 @@ def note_splits(inst: dict, kept: list[tuple[int, int]]) -> list[str]:
     """
     if not inst["heldout"]:
         return ["train"] * len(kept)
-    order = _stable_rng(inst["seed"], "heldout-notes", inst["instrument_str"]).permutation(len(kept))
-    split_of = {k: ("valid", "test")[rank % 2] for rank, k in enumerate(order)}
-    return [split_of[k] for k in range(len(kept))]
+    return subsets.heldout_note_splits(len(kept), inst["seed"], inst["instrument_str"])
 
 
-def plan_dataset(profile: Profile) -> list[dict]:
+def plan_dataset(source: SoundfontRender) -> list[dict]:
     """The instruments to render, each with its name, held-out flag and notes.
 
-    Deterministic for the profile's seed. Used by notebook 01 and :func:`render_dataset`.
+    Deterministic for the source's seed. Used by :func:`render_dataset`.
     """
-    instruments = _choose_instruments(list_instruments(profile.soundfonts),
-                                      profile.instruments_per_family, profile.seed)
-    _assign_splits(instruments, profile.heldout_fraction, profile.seed)
+    instruments = _choose_instruments(list_instruments(source.soundfonts),
+                                      source.instruments_per_family, source.seed)
+    _assign_splits(instruments, source.heldout_fraction, source.seed)
     _name_instruments(instruments)
     for inst in instruments:
-        inst["seed"] = profile.seed
-        inst["notes"] = _choose_notes(inst, profile)
+        inst["seed"] = source.seed
+        inst["notes"] = _choose_notes(inst, source)
     return instruments
 
 
@@ -413,31 +400,23 @@ def _write_metadata(plan: list[dict], results: list[dict], root: Path) -> None:
 RENDER_VERSION = 2  # bump when a change to this module changes the rendered bytes
 
 
-def render_settings(profile: Profile) -> dict:
+def render_settings(source: SoundfontRender) -> dict:
     """What the rendered bytes depend on; stored as ``render.json`` beside the splits."""
     return {
-        "render_version": RENDER_VERSION, "soundfonts": list(profile.soundfonts),
-        "instruments_per_family": profile.instruments_per_family,
-        "notes_per_instrument": profile.notes_per_instrument,
-        "velocities": list(profile.velocities), "heldout_fraction": profile.heldout_fraction,
-        "seed": profile.seed,
+        "render_version": RENDER_VERSION, "soundfonts": list(source.soundfonts),
+        "instruments_per_family": source.instruments_per_family,
+        "notes_per_instrument": source.notes_per_instrument,
+        "velocities": list(source.velocities), "heldout_fraction": source.heldout_fraction,
+        "seed": source.seed,
     }
 
 
-def is_rendered(profile: Profile, root: Path | None = None) -> bool:
-    """True when ``root`` holds a finished render of exactly this profile's settings."""
-    root = Path(root or profile.dataset_dir)
-    stamp = root / "render.json"
-    if not stamp.is_file() or json.loads(stamp.read_text()) != render_settings(profile):
+def is_rendered(source: SoundfontRender, root: Path) -> bool:
+    """True when ``root`` holds a finished render of exactly this source's settings."""
+    stamp = Path(root) / "render.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != render_settings(source):
         return False
     return all((nsynth.split_folder(root, s) / "examples.json").is_file() for s in SPLITS)
-
-
-def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
-    """The profile's dataset root, rendered first if it is missing or stale (every notebook)."""
-    if not is_rendered(profile):
-        render_dataset(profile, progress=progress)
-    return profile.dataset_dir
 
 
 def shard_plan(plan: list[dict], shard: tuple[int, int] | None) -> list[dict]:
@@ -448,9 +427,9 @@ def shard_plan(plan: list[dict], shard: tuple[int, int] | None) -> list[dict]:
     return plan[index::count]
 
 
-def render_dataset(profile: Profile, root: Path | None = None, workers: int | None = None,
+def render_dataset(source: SoundfontRender, root: Path, workers: int | None = None,
                    progress: bool = True, shard: tuple[int, int] | None = None) -> RenderReport:
-    """Render the profile's dataset into ``root`` (default: the profile's dataset folder).
+    """Render the soundfont source's notes into the NSynth-format dataset root ``root``.
 
     Resumes: notes already on disk are kept, not rendered again. ``examples.json`` is written
     last, so a folder without it is an unfinished render. Used by ``instclf data render``.
@@ -460,12 +439,12 @@ def render_dataset(profile: Profile, root: Path | None = None, workers: int | No
     leaves other shards' temporary files alone. A final run without a shard then finds every
     WAV on disk and only writes ``examples.json``: the same bytes as an unsharded render.
     """
-    root = Path(root or profile.dataset_dir)
+    root = Path(root)
     if root.exists() and not root.is_dir():
         raise InstclfError(f"dataset folder {root} is a file; remove it or set INSTCLF_DATA_DIR")
     workers = workers or min(2, os.cpu_count() or 1)
     start = time.perf_counter()
-    plan = plan_dataset(profile)
+    plan = plan_dataset(source)
     (root / "render.json").unlink(missing_ok=True)  # unfinished until the end
     for split in SPLITS:
         (nsynth.split_folder(root, split) / "audio").mkdir(parents=True, exist_ok=True)
@@ -476,7 +455,7 @@ def render_dataset(profile: Profile, root: Path | None = None, workers: int | No
     results = render_plan(todo, root, workers, progress)
     if shard is None:
         _write_metadata(plan, results, root)
-        storage.write_json(root / "render.json", render_settings(profile))
+        storage.write_json(root / "render.json", render_settings(source))
     counts = sum((Counter(r["counts"]) for r in results), Counter())
     return RenderReport(str(root), sum(len(i["notes"]) for i in todo), dict(counts),
                         time.perf_counter() - start, workers, shard)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from instclf.config import Profile
+from instclf.profiles import Profile
+from instclf.sources.soundfonts import SoundfontRender
 
-TINY = dict(
-    name="tiny",
+TINY_SOURCE = SoundfontRender(
+    name="embedded-tiny",
     soundfonts=("TimGM6mb", "sf_GMbank"),
     instruments_per_family=3,
     notes_per_instrument=4,
@@ -19,13 +20,12 @@ TINY = dict(
 @pytest.fixture(scope="session")
 def tiny_profile(tmp_path_factory) -> Profile:
     """A profile small enough to render in about a second, with its own data root."""
-    return Profile(**TINY, data_dir=tmp_path_factory.mktemp("data"))
+    return Profile(name="tiny", sources=(TINY_SOURCE,), data_dir=tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_profile):
     """The tiny profile rendered once (root, report); tests must not modify it."""
-    from instclf import render
-
-    report = render.render_dataset(tiny_profile, progress=False)
-    return tiny_profile.dataset_dir, report
+    source = tiny_profile.sources[0]
+    report = source.render(tiny_profile.data_dir, progress=False)
+    return source.root(tiny_profile.data_dir), report

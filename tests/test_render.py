@@ -53,7 +53,7 @@ def test_notes_are_normalised_like_nsynth(tiny_dataset):
 
 def test_same_seed_gives_identical_bytes(tiny_profile, tiny_dataset, tmp_path):
     again = tmp_path / "again"
-    render.render_dataset(tiny_profile, root=again, workers=1, progress=False)
+    render.render_dataset(tiny_profile.sources[0], again, workers=1, progress=False)
     for split in ("train", "valid", "test"):
         a, b = nsynth.split_folder(tiny_dataset[0], split), nsynth.split_folder(again, split)
         assert (a / "examples.json").read_bytes() == (b / "examples.json").read_bytes()
@@ -65,8 +65,8 @@ def test_same_seed_gives_identical_bytes(tiny_profile, tiny_dataset, tmp_path):
 
 
 def test_other_seed_changes_the_selection(tiny_profile):
-    plan_a = render.plan_dataset(tiny_profile)
-    plan_b = render.plan_dataset(replace(tiny_profile, seed=1))
+    plan_a = render.plan_dataset(tiny_profile.sources[0])
+    plan_b = render.plan_dataset(replace(tiny_profile.sources[0], seed=1))
     assert [i["notes"] for i in plan_a] != [i["notes"] for i in plan_b]
 
 
@@ -99,7 +99,7 @@ def test_interrupted_render_resumes_without_rerendering(tiny_profile, tiny_datas
     wavs = sorted((train / "audio").glob("*.wav"))
     wavs[0].unlink()
     (train / "audio" / (wavs[1].name + ".tmp-abc")).write_bytes(b"RIFF half")  # killed write
-    report = render.render_dataset(tiny_profile, root=root, workers=1, progress=False)
+    report = render.render_dataset(tiny_profile.sources[0], root, workers=1, progress=False)
     assert report.counts["resumed"] == tiny_dataset[1].counts["written"] - 1
     assert report.counts["written"] == 1
     assert not list(root.rglob("*.tmp-*"))
@@ -113,14 +113,15 @@ def test_truncated_wav_is_rendered_again(tiny_profile, tiny_dataset, tmp_path):
     shutil.copytree(tiny_dataset[0], root)
     victim = sorted((nsynth.split_folder(root, "valid") / "audio").glob("*.wav"))[0]
     victim.write_bytes(victim.read_bytes()[:5000])
-    report = render.render_dataset(tiny_profile, root=root, workers=1, progress=False)
+    report = render.render_dataset(tiny_profile.sources[0], root, workers=1, progress=False)
     assert report.counts["written"] == 1
     assert nsynth.is_complete_wav(victim)
 
 
 def test_is_rendered_tracks_the_settings(tiny_profile, tiny_dataset):
-    assert render.is_rendered(tiny_profile)
-    assert not render.is_rendered(replace(tiny_profile, seed=7))
+    source, root = tiny_profile.sources[0], tiny_dataset[0]
+    assert render.is_rendered(source, root)
+    assert not render.is_rendered(replace(source, seed=7), root)
 
 
 def test_missing_soundfont_names_the_package(monkeypatch, tmp_path):
@@ -134,7 +135,7 @@ def test_dataset_root_that_is_a_file_is_refused(tiny_profile, tmp_path):
     target = tmp_path / "file"
     target.write_text("not a folder")
     with pytest.raises(InstclfError, match=str(target)):
-        render.render_dataset(tiny_profile, root=target, progress=False)
+        render.render_dataset(tiny_profile.sources[0], target, progress=False)
     assert target.read_text() == "not a folder"
 
 

@@ -56,17 +56,17 @@ def _same_folders(a, b):
 def test_sharded_render_then_finish_gives_the_same_bytes(tiny_profile, tiny_dataset, tmp_path):
     root = tmp_path / "sharded"
     profile = replace(tiny_profile, data_dir=tmp_path)
-    reports = [render.render_dataset(profile, root=root, workers=1, progress=False,
+    reports = [render.render_dataset(profile.sources[0], root, workers=1, progress=False,
                                      shard=(i, 2)) for i in range(2)]
-    assert not render.is_rendered(profile, root)
+    assert not render.is_rendered(profile.sources[0], root)
     assert not list(root.rglob("examples.json"))  # a shard writes no metadata
     assert sum(r.notes_planned for r in reports) == tiny_dataset[1].notes_planned
     assert all(r.shard == (i, 2) for i, r in enumerate(reports))
     written = sum(r.counts.get("written", 0) for r in reports)
     assert written == tiny_dataset[1].counts["written"]
-    final = render.render_dataset(profile, root=root, workers=1, progress=False)
+    final = render.render_dataset(profile.sources[0], root, workers=1, progress=False)
     assert final.counts.get("written", 0) == 0 and final.counts["resumed"] == written
-    assert render.is_rendered(profile, root)
+    assert render.is_rendered(profile.sources[0], root)
     _same_folders(root, tiny_dataset[0])
 
 
@@ -76,7 +76,7 @@ def test_a_shard_leaves_other_shards_temporaries_alone(tiny_profile, tmp_path):
     in_flight.parent.mkdir(parents=True)
     in_flight.write_bytes(b"RIFF another shard is writing this")
     profile = replace(tiny_profile, data_dir=tmp_path)
-    render.render_dataset(profile, root=root, workers=1, progress=False, shard=(1, 3))
+    render.render_dataset(profile.sources[0], root, workers=1, progress=False, shard=(1, 3))
     assert in_flight.exists()  # the final run without a shard clears what is left
 
 
@@ -134,7 +134,7 @@ def test_incomplete_or_stale_shards_are_not_assembled(tiny_dataset, tmp_path, mo
 def test_cli_features_shards_then_assembles(tiny_profile, tiny_dataset, tmp_path, monkeypatch,
                                             capsys):
     profile = tiny_profile
-    monkeypatch.setattr(cli.config, "get_profile", lambda name=None: profile)
+    monkeypatch.setattr(cli.profiles, "get_profile", lambda name=None: profile)
     monkeypatch.setattr(features, "profile_cache_dir", lambda p: tmp_path)
     for i in range(2):
         assert cli.main(["features", "--backbone", "scratch_cnn", "--shard", f"{i}/2",

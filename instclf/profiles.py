@@ -1,0 +1,112 @@
+"""Profiles: which sources, which selection of their notes, how long to train.
+
+One profile is chosen by ``INSTCLF_PROFILE`` (default ``default``); every notebook starts
+with ``ic.setup()``, which reads it, fixes the seeds and sets the plot style.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .config import PROJECT_ROOT, InstclfError, data_dir
+from .sources import Source, read_notes
+from .sources.official import OfficialNSynth
+from .sources.soundfonts import SoundfontRender
+from .subsets import Selection
+
+ALL_SOUNDFONTS = ("FluidR3_GM", "MuseScore_General", "TimGM6mb", "sf_GMbank", "OPL3_FM")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sources, selection and training schedule of a run (README, "Profiles").
+
+    Used by every notebook through ``ic.setup()``.
+    """
+
+    name: str
+    sources: tuple[Source, ...]
+    selection: Selection = Selection()
+    # training (notebooks 03 and 04): epochs are upper bounds, early stopping decides
+    head_epochs: int = 40
+    stage_epochs: int = 15
+    max_unfrozen_blocks: int = 2
+    patience: int = 4
+    batch_size: int = 64
+    seed: int = 0
+    data_dir: Path = PROJECT_ROOT / "data"  # get_profile() sets it from INSTCLF_DATA_DIR
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the profile's trained models go: ``<data root>/models/<profile>/<run>/``."""
+        return self.data_dir / "models" / self.name
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the profile's cached results go (``<data root>/cache/<kind>/<profile>``)."""
+        return self.data_dir / "cache"
+
+    @property
+    def figures_dir(self) -> Path:
+        """The default profile's figures are the report's (``figures/``); every other
+        profile keeps its own under the data root."""
+        if self.name == "default":
+            return PROJECT_ROOT / "figures"
+        return self.data_dir / f"{self.name}-figures"
+
+    def notes(self, progress: bool = True):
+        """Every note of the profile's sources, made available first (rendered if missing),
+        with ``split``, ``origin`` and ``lineage`` columns (notebooks 01, 02 and 07)."""
+        return read_notes(self.sources, self.data_dir, progress=progress)
+
+    def source_roots(self) -> dict[str, Path]:
+        """Each source's NSynth-format dataset root, by source name."""
+        return {source.name: source.root(self.data_dir) for source in self.sources}
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        sources=(SoundfontRender(name="embedded-smoke", soundfonts=("TimGM6mb", "sf_GMbank"),
+                                 instruments_per_family=5, notes_per_instrument=6,
+                                 velocities=(75, 127)),),
+        selection=Selection(seen_fraction=0.2),
+        head_epochs=1,
+        stage_epochs=1,
+        max_unfrozen_blocks=1,
+        patience=1,
+        batch_size=32,
+    ),
+    "default": Profile(
+        name="default",
+        sources=(SoundfontRender(name="embedded-default", soundfonts=ALL_SOUNDFONTS,
+                                 notes_per_instrument=20),),
+    ),
+    "full": Profile(
+        name="full",
+        sources=(SoundfontRender(name="embedded-full", soundfonts=ALL_SOUNDFONTS),),
+        head_epochs=60,
+        stage_epochs=20,
+        max_unfrozen_blocks=5,
+        patience=5,
+    ),
+    # The study's experiment: the official NSynth, a balanced 5,000 training notes per family
+    # with 20% held back as seen instruments, evaluated on nsynth-valid and nsynth-test.
+    "nsynth": Profile(
+        name="nsynth",
+        sources=(OfficialNSynth(),),
+        selection=Selection(per_family=5000, seen_fraction=0.2),
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, or ``INSTCLF_PROFILE`` (default ``default``), with the data root."""
+    name = name or os.environ.get("INSTCLF_PROFILE") or "default"
+    if name not in PROFILES:
+        raise InstclfError(
+            f"unknown profile {name!r}; set INSTCLF_PROFILE to one of {', '.join(PROFILES)}"
+        )
+    return replace(PROFILES[name], data_dir=data_dir())
