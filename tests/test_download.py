@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import re
 import tarfile
@@ -11,74 +9,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from instclf import download, nsynth
 from instclf.config import InstclfError
-
-SPLIT = "valid"
-NOTES = (
-    "guitar_acoustic_000-060-100",
-    "guitar_acoustic_000-062-075",
-    "bass_synthetic_001-040-127",
-    "flute_acoustic_002-072-050",
-    "keyboard_electronic_003-055-025",
-)
-FAMILY_IDS = {"bass": 0, "flute": 2, "guitar": 3, "keyboard": 4}
-SOURCE_IDS = {"acoustic": 0, "electronic": 1, "synthetic": 2}
-
-
-# --- archives in the official layout ---------------------------------------------------------
-
-
-def wav_bytes(pitch: int) -> bytes:
-    t = np.arange(nsynth.NOTE_SAMPLES) / nsynth.SAMPLE_RATE
-    y = 0.5 * np.sin(2 * np.pi * 440.0 * 2 ** ((pitch - 69) / 12) * t)
-    buffer = io.BytesIO()
-    sf.write(buffer, y, nsynth.SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-def example(name: str, index: int) -> dict:
-    info = nsynth.parse_note_str(name)
-    return {
-        "note": index, "note_str": name, "instrument": index,
-        "instrument_str": info["instrument_str"], "pitch": info["pitch"],
-        "velocity": info["velocity"], "sample_rate": nsynth.SAMPLE_RATE,
-        "qualities": [0] * len(nsynth.QUALITIES), "qualities_str": [],
-        "instrument_family": FAMILY_IDS[info["family"]],
-        "instrument_family_str": info["family"],
-        "instrument_source": SOURCE_IDS[info["source"]],
-        "instrument_source_str": info["source"],
-    }
-
-
-def add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind=tarfile.REGTYPE,
-        link: str = "") -> None:
-    member = tarfile.TarInfo(name)
-    member.type, member.linkname, member.mtime = kind, link, 0
-    member.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    member.size = len(data) if kind == tarfile.REGTYPE else 0
-    tar.addfile(member, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-
-
-def build_archive(path: Path, split: str = SPLIT, listed=NOTES, wavs=NOTES,
-                  extra=()) -> Path:
-    """An archive like the official one: nsynth-<split>/examples.json + audio/*.wav."""
-    top = f"nsynth-{split}"
-    examples = {name: example(name, i) for i, name in enumerate(listed)}
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w") as tar:
-        add(tar, top, kind=tarfile.DIRTYPE)
-        add(tar, f"{top}/examples.json", json.dumps(examples).encode())
-        add(tar, f"{top}/audio", kind=tarfile.DIRTYPE)
-        for name in wavs:
-            add(tar, f"{top}/audio/{name}.wav", wav_bytes(nsynth.parse_note_str(name)["pitch"]))
-        for args in extra:
-            add(tar, *args)
-    return path
+from nsynth_archives import NOTES, SPLIT, add, build_archive, example, wav_bytes
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,94 @@
+"""Sources and selections: every source yields a note table; the split logic is the same for
+all of them (instclf.sources, instclf.subsets)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from instclf import profiles, sources, subsets
+from instclf.config import FAMILIES, InstclfError
+from instclf.sources.folder import Folder
+from nsynth_archives import example, wav_bytes
+
+
+def write_folder(folder, names) -> None:
+    """An NSynth-format split folder: examples.json + audio/<name>.wav."""
+    (folder / "audio").mkdir(parents=True)
+    (folder / "examples.json").write_text(json.dumps(
+        {name: example(name, i) for i, name in enumerate(names)}))
+    for name in names:
+        (folder / "audio" / f"{name}.wav").write_bytes(wav_bytes(60))
+
+
+NAMES = [f"{family}_acoustic_{i:03d}-{pitch:03d}-100" for family in FAMILIES[:3]
+         for i in range(5) for pitch in (50, 60, 70, 80)]
+
+
+def test_every_registered_kind_is_a_source():
+    for kind in sources.KINDS:
+        assert issubclass(sources.source_class(kind), sources.Source)
+        assert sources.source_class(kind).kind == kind
+    with pytest.raises(InstclfError, match="unknown source kind 'nope'"):
+        sources.make_source("nope")
+
+
+def test_a_single_split_folder_is_split_by_instruments(tmp_path):
+    write_folder(tmp_path / "mine", NAMES)
+    source = sources.make_source("folder", name="mine", path="mine")
+    notes = sources.read_notes([source], tmp_path)
+    assert len(notes) == len(NAMES) and set(notes["split"]) == {"train"}
+    assert set(notes["origin"]) == {"mine"} and set(notes["lineage"]) == {"mine"}
+    chosen = subsets.select(notes, subsets.Selection(splits="instruments", heldout_fraction=0.2,
+                                                     seen_fraction=0.25))
+    held_out = set(chosen["valid"].instrument_str)
+    assert held_out == set(chosen["test"].instrument_str)
+    assert not held_out & (set(chosen["fit"].instrument_str) | set(chosen["seen"].instrument_str))
+    per_family = chosen["valid"].groupby("family", observed=True).instrument_str.nunique()
+    assert (per_family == 1).all() and len(per_family) == 3  # a fifth of 5 instruments
+    # every held-out instrument reaches both valid and test
+    assert len(chosen["valid"]) == len(chosen["test"]) == 3 * 2
+    again = subsets.select(notes, subsets.Selection(splits="instruments", heldout_fraction=0.2))
+    assert set(again["valid"].instrument_str) == held_out  # deterministic
+
+
+def test_a_dataset_root_keeps_its_own_splits(tmp_path):
+    write_folder(tmp_path / "root" / "nsynth-train", NAMES[:8])
+    write_folder(tmp_path / "root" / "nsynth-test", NAMES[-4:])
+    source = Folder(name="two", path=str(tmp_path / "root"))
+    assert source.splits(tmp_path) == ("train", "test")
+    notes = sources.read_notes([source], tmp_path)
+    assert notes.groupby("split").size().to_dict() == {"train": 8, "test": 4}
+
+
+def test_note_names_must_be_unique_across_sources(tmp_path):
+    write_folder(tmp_path / "a", NAMES[:4])
+    write_folder(tmp_path / "b", NAMES[:4])
+    with pytest.raises(InstclfError, match="more than one source"):
+        sources.read_notes([Folder(name="a", path="a"), Folder(name="b", path="b")], tmp_path)
+
+
+def test_a_missing_folder_or_download_says_how_to_get_it(tmp_path):
+    with pytest.raises(InstclfError, match="no NSynth-format notes"):
+        sources.read_notes([Folder(name="x", path="nowhere")], tmp_path)
+    with pytest.raises(InstclfError, match="instclf data download --splits train valid test"):
+        profiles.PROFILES["nsynth"].sources[0].ensure(tmp_path)
+
+
+def test_soundfont_lineages_group_shared_material(tiny_profile, tiny_dataset):
+    notes = tiny_profile.notes(progress=False)
+    assert (notes["lineage"] == notes["soundfont"]).all()  # TimGM6mb, sf_GMbank: their own
+    from instclf.instruments import SOUNDFONTS
+
+    assert SOUNDFONTS["MuseScore_General"].lineage == SOUNDFONTS["FluidR3_GM"].lineage
+
+
+def test_source_splits_are_kept_and_the_cap_balances(tiny_profile, tiny_dataset):
+    notes = tiny_profile.notes(progress=False)
+    chosen = subsets.select(notes, subsets.Selection(per_family=2, seen_fraction=0.5))
+    assert pd.concat([chosen["valid"], chosen["test"]]).split.isin(["valid", "test"]).all()
+    train = pd.concat([chosen["fit"], chosen["seen"]])
+    assert (train.family.value_counts() == 2).all()
+    assert (chosen["seen"].family.value_counts() == 1).all()
