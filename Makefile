@@ -54,7 +54,7 @@ test: system venv
 # is recorded as such (benchmarks/results/reproduce.json) when the models already existed.
 reproduce: system venv
 	@start=$$(date +%s); \
-	if [ -n "$$(ls -d $${INSTCLF_DATA_DIR:-data}/models/nsynth-embedded-default/*/ 2>/dev/null)" ]; then \
+	if [ -n "$$(ls -d $${INSTCLF_DATA_DIR:-data}/models/default/*/ 2>/dev/null)" ]; then \
 		run=second; else run=first; fi; \
 	INSTCLF_PROFILE=default $(BIN)/instclf data render && \
 	echo "   rendering: $$(( $$(date +%s) - start )) s" && \
@@ -79,10 +79,11 @@ reproduce: system venv
 lab: system venv
 	$(BIN)/jupyter lab notebooks
 
-# Notebook 07 as a web page (Voila, code hidden) on http://127.0.0.1:$(APP_PORT)/; the model of
-# INSTCLF_PROFILE (default: default) is trained first if it is missing.
+# The upload page (instclf/page/app.ipynb through Voila, code hidden) on
+# http://127.0.0.1:$(APP_PORT)/, predicting with MODEL=path.keras (or $$INSTCLF_MODEL), else the
+# best trained model of INSTCLF_PROFILE (default: default), trained first only if it has none.
 app: system venv
-	$(BIN)/python -m instclf.app serve --port $(APP_PORT)
+	$(BIN)/python -m instclf.app serve --port $(APP_PORT) $(if $(MODEL),--model "$(MODEL)")
 
 bench: system venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done; \

@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from instclf import backbones, config, features, nsynth, predict, render, train
+from instclf import backbones, config, features, nsynth, predict, profiles, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = 30
@@ -120,14 +120,12 @@ def cold_start(path: Path, wav: str) -> dict:
 
 
 def trained_best_model() -> Path | None:
-    found = sorted((config.get_profile("default").data_dir / "models").glob(
-        f"nsynth-embedded-default/{train.BEST_BACKBONE}-*/stages*.keras"))
-    return found[-1] if found else None
+    return train.best_model_path(profiles.get_profile("default"))
 
 
 def main() -> dict:
-    profile = config.get_profile("smoke")
-    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=False))
+    profile = profiles.get_profile("smoke")
+    notes = profile.notes(progress=False)
     wav = str(notes.path.iloc[0])
     result = {"benchmark": "predict", "cpu_count": os.cpu_count(), "runs": RUNS,
               "file": Path(wav).name}

@@ -1,4 +1,4 @@
-"""Structure of the committed notebooks: the skeleton of DESIGN.md and no stored outputs."""
+"""Structure of the committed notebooks: the skeleton ARCHITECTURE.md describes and no stored outputs."""
 
 from __future__ import annotations
 
