@@ -1,8 +1,10 @@
-"""Backbones: pretrained or fresh CNNs, each with its front end and its named blocks.
+"""Backbones: pretrained or fresh CNNs, each with its front end and its declared blocks.
 
 Every classifier is one chain of layers, ``backbone layers + head``, so that "the top k
 blocks" is a slice of the chain and the frozen bottom can be computed once and cached
-(see :mod:`instclf.train`). Used by notebooks 03 and 04.
+(see :mod:`instclf.train`). Each backbone names the layers of each of its blocks; the layers
+below the first block (the stem: reshaping, input normalisation) stay frozen with it.
+Used by notebooks 03 and 04.
 """
 
 from __future__ import annotations
@@ -21,17 +23,30 @@ VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
                      + VGG19_WEIGHTS_FILE)
 HEAD_DROPOUT = 0.3
-FIVE_BLOCKS = tuple(f"block{n}" for n in range(1, 6))
+HEAD = ("head_pool", "head_dropout", "head_dense")  # the layers build_classifier puts on top
+
+
+def _conv_bn_pool_blocks(n_blocks: int) -> tuple[tuple[str, ...], ...]:
+    return tuple((f"block{n}_conv", f"block{n}_bn", f"block{n}_pool")
+                 for n in range(1, n_blocks + 1))
+
+
+MUSICNN_BLOCKS = _conv_bn_pool_blocks(5)  # as musicnn.build_musicnn_vgg names them, no dropout
+VGG19_BLOCKS = tuple((*(f"block{n}_conv{k}" for k in range(1, convs + 1)), f"block{n}_pool")
+                     for n, convs in enumerate((2, 2, 4, 4, 4), start=1))  # keras.applications
+SCRATCH_FILTERS = (16, 32, 64, 64)
+SCRATCH_BLOCKS = _conv_bn_pool_blocks(len(SCRATCH_FILTERS))
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """A feature extractor: its front end, its layers, the names of its blocks (bottom first)."""
+    """A feature extractor: its front end, how to make its layers for that front end, and the
+    names of the layers of each of its blocks (blocks bottom first, layers in chain order)."""
 
     name: str
     front_end: features.FrontEnd
-    make_layers: Callable[[], list[keras.layers.Layer]]
-    blocks: tuple[str, ...]
+    make_layers: Callable[[features.FrontEnd], list[keras.layers.Layer]]
+    blocks: tuple[tuple[str, ...], ...]
     weights: str  # where the pretrained values come from ("none" for a fresh network)
 
     @property
@@ -41,8 +56,8 @@ class Backbone:
 
 # --- musicnn_vgg ----------------------------------------------------------------------------
 
-def _musicnn_layers(which: str = "MTT_vgg",
-                    front_end: features.FrontEnd = features.MUSICNN) -> list[keras.layers.Layer]:
+def _musicnn_layers(front_end: features.FrontEnd,
+                    which: str = "MTT_vgg") -> list[keras.layers.Layer]:
     model = musicnn.musicnn_vgg(which, n_frames=front_end.frames, include_top=False,
                                 block_dropout=0.0)
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
@@ -92,11 +107,10 @@ class ClipStandardization(keras.layers.Layer):
                 "target_std": self.target_std, "epsilon": self.epsilon}
 
 
-def musicnn_clipnorm_layers(which: str = "MSD_vgg",
-                            front_end: features.FrontEnd = features.MUSICNN) -> list:
+def musicnn_clipnorm_layers(front_end: features.FrontEnd, which: str = "MSD_vgg") -> list:
     """musicnn's layers behind a :class:`ClipStandardization` aimed at its input batch norm's
     moving statistics (the mean and deviation of the music it was pretrained on)."""
-    layers = _musicnn_layers(which, front_end)
+    layers = _musicnn_layers(front_end, which)
     input_bn = next(layer for layer in layers if layer.name == "input_bn")
     mean = float(keras.ops.convert_to_numpy(input_bn.moving_mean)[0])
     variance = float(keras.ops.convert_to_numpy(input_bn.moving_variance)[0])
@@ -152,9 +166,11 @@ def vgg19_weights_path() -> Path:
     )
 
 
-def vgg19_layers(pretrained: bool = True) -> list[keras.layers.Layer]:
-    """The study's image layer and VGG19's convolutional blocks (random weights if not pretrained)."""
-    size = features.STUDY.image_size
+def vgg19_layers(front_end: features.FrontEnd = features.STUDY,
+                 pretrained: bool = True) -> list[keras.layers.Layer]:
+    """The study's image layer (the front end's image size) and VGG19's convolutional blocks
+    (random weights if not pretrained)."""
+    size = front_end.image_size
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*size, 3))
     if pretrained:
         vgg.load_weights(str(vgg19_weights_path()))
@@ -164,9 +180,10 @@ def vgg19_layers(pretrained: bool = True) -> list[keras.layers.Layer]:
 
 # --- scratch_cnn ----------------------------------------------------------------------------
 
-def _scratch_layers(filters=(16, 32, 64, 64)) -> list[keras.layers.Layer]:
+def _scratch_layers(front_end: features.FrontEnd,
+                    filters=SCRATCH_FILTERS) -> list[keras.layers.Layer]:
     """A small CNN from random initialisation: the baseline every transfer result faces."""
-    layers = [keras.layers.Reshape((*features.MUSICNN.shape, 1), name="expand"),
+    layers = [keras.layers.Reshape((*front_end.shape, 1), name="expand"),
               keras.layers.BatchNormalization(name="input_bn"),
               keras.layers.MaxPooling2D((2, 2), name="input_pool")]
     for n, width in enumerate(filters, start=1):
@@ -179,24 +196,20 @@ def _scratch_layers(filters=(16, 32, 64, 64)) -> list[keras.layers.Layer]:
 
 BACKBONES = {
     backbone.name: backbone for backbone in (
-        Backbone("musicnn_vgg", features.MUSICNN, _musicnn_layers,
-                 FIVE_BLOCKS,
+        Backbone("musicnn_vgg", features.MUSICNN, _musicnn_layers, MUSICNN_BLOCKS,
                  "musicnn package, MTT_vgg checkpoint (music tagging, MagnaTagATune)"),
-        Backbone("musicnn_vgg_msd", features.MUSICNN, lambda: _musicnn_layers("MSD_vgg"),
-                 FIVE_BLOCKS,
+        Backbone("musicnn_vgg_msd", features.MUSICNN,
+                 lambda front_end: _musicnn_layers(front_end, "MSD_vgg"), MUSICNN_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint (music tagging, Million Song Dataset)"),
         Backbone("musicnn_vgg_msd_whole", features.MUSICNN_WHOLE,
-                 lambda: _musicnn_layers("MSD_vgg", features.MUSICNN_WHOLE),
-                 FIVE_BLOCKS,
+                 lambda front_end: _musicnn_layers(front_end, "MSD_vgg"), MUSICNN_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint, shown the whole 4 s note"),
         Backbone("musicnn_vgg_msd_clipnorm", features.MUSICNN, musicnn_clipnorm_layers,
-                 FIVE_BLOCKS,
+                 MUSICNN_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint, each clip standardised at the input"),
-        Backbone("vgg19", features.STUDY, vgg19_layers,
-                 FIVE_BLOCKS,
+        Backbone("vgg19", features.STUDY, vgg19_layers, VGG19_BLOCKS,
                  "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),
-        Backbone("scratch_cnn", features.MUSICNN, _scratch_layers,
-                 tuple(f"block{n}" for n in range(1, 5)), "none"),
+        Backbone("scratch_cnn", features.MUSICNN, _scratch_layers, SCRATCH_BLOCKS, "none"),
     )
 }
 
@@ -210,25 +223,29 @@ def get_backbone(name: str) -> Backbone:
 
 def build_classifier(backbone: Backbone, n_classes: int = len(FAMILIES),
                      layers: list[keras.layers.Layer] | None = None) -> keras.Sequential:
-    """Backbone layers + the shared head (global pooling, dropout, softmax) as one chain."""
-    head = [keras.layers.GlobalAveragePooling2D(name="head_pool"),
-            keras.layers.Dropout(HEAD_DROPOUT, name="head_dropout"),
-            keras.layers.Dense(n_classes, activation="softmax", name="head_dense")]
+    """Backbone layers (made for its front end unless given) + the shared head (global
+    pooling, dropout, softmax) as one chain."""
+    pool, dropout, dense = HEAD
+    head = [keras.layers.GlobalAveragePooling2D(name=pool),
+            keras.layers.Dropout(HEAD_DROPOUT, name=dropout),
+            keras.layers.Dense(n_classes, activation="softmax", name=dense)]
     model = keras.Sequential([keras.Input(backbone.front_end.shape, name="features"),
-                              *(layers or backbone.make_layers()), *head],
+                              *(layers or backbone.make_layers(backbone.front_end)), *head],
                              name=f"{backbone.name}_classifier")
     return model
 
 
 def block_start(model: keras.Sequential, backbone: Backbone, unfrozen_blocks: int) -> int:
-    """Index in ``model.layers`` of the first trainable layer with the top k blocks unfrozen.
+    """Index in ``model.layers`` of the first trainable layer with the top k blocks unfrozen:
+    the first layer the backbone declares for block ``n - k + 1`` of its n blocks.
 
     ``unfrozen_blocks=0`` points at the head.
     """
+    if not 0 <= unfrozen_blocks <= len(backbone.blocks):
+        raise InstclfError(f"{backbone.name} has {len(backbone.blocks)} blocks, "
+                           f"not {unfrozen_blocks}")
+    first = backbone.blocks[-unfrozen_blocks][0] if unfrozen_blocks else HEAD[0]
     names = [layer.name for layer in model.layers]
-    if unfrozen_blocks == 0:
-        return names.index("head_pool")
-    if unfrozen_blocks > len(backbone.blocks):
-        raise InstclfError(f"{backbone.name} has only {len(backbone.blocks)} blocks")
-    first_block = backbone.blocks[len(backbone.blocks) - unfrozen_blocks]
-    return next(i for i, name in enumerate(names) if name.startswith(first_block + "_"))
+    if first not in names:
+        raise InstclfError(f"{model.name} has no layer {first}: not built from {backbone.name}?")
+    return names.index(first)

@@ -120,18 +120,17 @@ def evaluate_folder(model_path, folder, progress: bool = False) -> tuple[pd.Data
 # --- one table per model and split, written once ------------------------------------------
 
 def cached_predictions(trained, data, split: str) -> pd.DataFrame:
-    """The predictions table of a saved model on one selection of notes (notebooks 05, 06).
+    """The predictions table of a saved model on one selection of notes (notebooks 03 to 06).
 
-    Written beside the model as ``predictions-<model>-<split>.csv``; recomputed only when
-    the model file (its size or modification time) or the notes change.
+    Written beside the model as ``predictions-<model>-<split>.csv``, keyed on the content of
+    both: the model file's digest and the selection's content key (``data.key``).
     """
     from . import features, storage
 
-    key = hashlib.sha1((features.inputs_fingerprint([trained.path])
-                        + "".join(data.notes["note_str"])).encode()).hexdigest()
+    key = storage.content_key("predictions", features.file_digest(trained.path), data.key)
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
-    if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+    if path.is_file() and stamp.is_file() and _stamp_key(stamp) == key:
         return read_predictions(path)
     table = predict(trained.model, data.X, data.notes)
     with storage.atomic_path(path) as tmp:
@@ -139,6 +138,15 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     storage.write_json(stamp, {"key": key, "model": str(trained.path), "split": split,
                                "notes": len(table)})
     return table
+
+
+def _stamp_key(stamp: Path) -> str | None:
+    """The key a cache stamp records; None when the stamp is unreadable (then rebuilt)."""
+    try:
+        found = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+    return found.get("key") if isinstance(found, dict) else None
 
 
 def read_predictions(path) -> pd.DataFrame:
@@ -249,10 +257,9 @@ def backbone_embeddings(profile, backbone_name: str, data: dict) -> tuple[np.nda
 
     notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
     backbone = backbones.get_backbone(backbone_name)
-    key = hashlib.sha1((backbone.name + backbone.front_end.key + "".join(notes["note_str"]))
-                       .encode()).hexdigest()[:10]
-    path = (profile.data_dir / "cache" / "embeddings" / profile.dataset_dir.name
-            / f"{backbone.name}-{key}.npy")
+    key = storage.content_key("embeddings", backbone.name, backbone.weights,
+                              [d.key for d in data.values()])
+    path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npy"
     if path.is_file():
         return np.load(path), notes
     model = backbones.build_classifier(backbone)
@@ -292,11 +299,12 @@ def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
     """
     from . import storage
 
-    key = hashlib.sha1(json.dumps([
-        hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(), list(notes["note_str"]),
+    key = storage.content_key(
+        "unseen-sources", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
+        hashlib.sha1("\n".join(notes["note_str"]).encode()).hexdigest(),
         [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
-        sorted((also_leave_out or {}).items())]).encode()).hexdigest()[:12]
-    folder = profile.data_dir / "cache" / "unseen-sources" / profile.dataset_dir.name
+        sorted((also_leave_out or {}).items()))[:12]
+    folder = profile.cache_dir / "unseen-sources" / profile.name
     per_source_path, tables_path = folder / f"{key}-per-source.csv", folder / f"{key}-notes.csv"
     if per_source_path.is_file() and tables_path.is_file():
         per_source = pd.read_csv(per_source_path, keep_default_na=False)
@@ -335,3 +343,25 @@ def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
                      "accuracy": accuracy(table), "balanced_accuracy": balanced_accuracy(table)})
         tables.append(table)
     return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
+
+
+def paired_bootstrap(table_a: pd.DataFrame, table_b: pd.DataFrame, n_resamples: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """``table_b``'s accuracy minus ``table_a``'s, and its interval from resampling instruments
+    with the same draws for both models (a paired comparison; notebook 04).
+
+    The two tables are two models' predictions of the same notes, in the same order.
+    """
+    if not np.array_equal(table_a["note_str"].to_numpy(), table_b["note_str"].to_numpy()):
+        raise ValueError("paired_bootstrap takes two models' predictions of the same notes")
+    hits = [(t["predicted"].astype(str) == t["family"].astype(str)).to_numpy(float)
+            for t in (table_a, table_b)]
+    codes, instruments = pd.factorize(table_a["instrument_str"])
+    gained = np.bincount(codes, weights=hits[1] - hits[0], minlength=len(instruments))
+    counts = np.bincount(codes, minlength=len(instruments))
+    draws = np.random.default_rng(seed).integers(0, len(instruments),
+                                                 size=(n_resamples, len(instruments)))
+    differences = gained[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1 - level) / 2
+    return (accuracy(table_b) - accuracy(table_a),
+            (float(np.quantile(differences, tail)), float(np.quantile(differences, 1 - tail))))

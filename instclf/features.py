@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from . import nsynth, storage
 from .config import keep_freed_memory
+from .sources import read_notes
 
 SOURCE_RATE = nsynth.SAMPLE_RATE
 
@@ -83,6 +84,81 @@ class FrontEnd:
         if self.layout == "time_mel":
             return (self.frames, self.n_mels)
         return (self.n_mels, self.frames)
+
+    # --- what augmentation and plots need to know of the layout and the scaling -------------
+
+    TOP_DB = 80.0  # db_max keeps the top 80 dB (librosa's default): features span [-80, 0]
+    _AMIN = 1e-10  # librosa's floor on power before taking the log
+    _LN10 = np.float32(np.log(10.0))
+    _LOG_SCALE = np.float32(10_000.0)
+
+    def __post_init__(self):
+        if self.scaling not in ("db_max", "log10_1p"):
+            raise ValueError(f"unknown scaling {self.scaling!r}")
+        if self.layout not in ("mel_time", "time_mel"):
+            raise ValueError(f"unknown layout {self.layout!r}")
+
+    @property
+    def mel_axis(self) -> int:
+        """The axis of the mel bands, counted from the end (-1 or -2: batch axes may lead)."""
+        return -1 if self.layout == "time_mel" else -2
+
+    @property
+    def time_axis(self) -> int:
+        """The axis of the frames, counted from the end (-1 or -2)."""
+        return -2 if self.layout == "time_mel" else -1
+
+    @property
+    def silent(self) -> float:
+        """The feature value of no energy: 0 for log10_1p, the -80 dB floor for db_max."""
+        return -self.TOP_DB if self.scaling == "db_max" else 0.0
+
+    @property
+    def units(self) -> str:
+        """What one feature value measures (the colour-bar label of notebook 02's plots)."""
+        if self.scaling == "db_max":
+            return "power (dB re max)"
+        return "log10(1 + 10000·mel power)"
+
+    def to_power(self, X: np.ndarray) -> np.ndarray:
+        """Mel power of features ``X`` (float32, any leading axes): the scaling undone.
+
+        log10_1p: exact. db_max: power relative to the clip's maximum (the absolute level is
+        not in the features), and the floor gives zero power: what lay below it is unknown,
+        so it is treated as silence.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        if self.scaling == "log10_1p":
+            return np.expm1(X * self._LN10) / self._LOG_SCALE
+        return np.where(X <= self.silent, np.float32(0), np.float32(10) ** (X / np.float32(10)))
+
+    def from_power(self, S: np.ndarray) -> np.ndarray:
+        """The features of mel power ``S`` (float32, any leading axes): the scaling.
+
+        db_max refers each clip (the last two axes) to its own maximum, as librosa's
+        ``power_to_db(S, ref=np.max)`` does, and floors it at -80 dB; a clip with no power
+        at all is all floor (librosa would make it all 0 dB).
+        """
+        S = np.asarray(S, dtype=np.float32)
+        if self.scaling == "log10_1p":
+            return np.log1p(self._LOG_SCALE * S) / self._LN10
+        peak = S.max(axis=(-2, -1), keepdims=True)
+        db = 10.0 * np.log10(np.maximum(self._AMIN, S))
+        db -= 10.0 * np.log10(np.maximum(self._AMIN, peak))
+        return np.where(peak > 0, np.maximum(db, self.silent), np.float32(self.silent))
+
+    def renormalised(self, X: np.ndarray) -> np.ndarray:
+        """Features after a change that may have moved the clip's maximum (a delay, a mask).
+
+        db_max: each clip referred to its maximum again, the floor kept as floor (float32);
+        log10_1p is absolute, so ``X`` comes back as it is.
+        """
+        if self.scaling == "log10_1p":
+            return np.asarray(X)
+        X = np.asarray(X, dtype=np.float32)
+        peak = X.max(axis=(-2, -1), keepdims=True)
+        return np.where(X <= self.silent, np.float32(self.silent),
+                        np.maximum(X - peak, np.float32(self.silent)))
 
 
 # The study: first 3 s at 22.05 kHz, librosa's default STFT, 128 bands up to 10 kHz, dB
@@ -418,19 +494,23 @@ DATASET_LABEL = "dataset"  # the cache of every note of a dataset (``instclf fea
 
 
 def profile_cache_dir(profile) -> Path:
-    """Where the features of the profile's dataset are cached."""
-    return profile.data_dir / "cache" / "features" / profile.dataset_dir.name
+    """Where the features of the profile's notes are cached."""
+    return profile.cache_dir / "features" / profile.name
+
+
+def _profile_notes(profile) -> pd.DataFrame:
+    return read_notes(profile.sources, profile.data_dir, progress=False)
 
 
 def dataset_features(profile, front_end: FrontEnd, shard: tuple[int, int] | None = None,
                      progress: bool = True) -> FeatureSet:
-    """Every note of the profile's (rendered) dataset, or only shard ``(i, n)`` of them.
+    """Every note of the profile's sources (rendered), or only shard ``(i, n)`` of them.
 
     Without a shard, complete shards are assembled instead of computing. Every selection
     :func:`profile_features` caches later is then cut from this cache. Used by
     ``instclf features [--shard i/n]``.
     """
-    notes = nsynth.read_dataset(profile.dataset_dir)
+    notes = _profile_notes(profile)
     if shard is not None:
         return cached_shard(notes, front_end, profile_cache_dir(profile), DATASET_LABEL, shard,
                             progress)
@@ -443,7 +523,7 @@ def _dataset_rows(profile, notes: pd.DataFrame, front_end: FrontEnd) -> np.ndarr
     folder = profile_cache_dir(profile) / front_end.key
     if not any(folder.glob(f"{DATASET_LABEL}-*.npy")):
         return None
-    dataset = nsynth.read_dataset(profile.dataset_dir)
+    dataset = _profile_notes(profile)
     found = _stored(cache_path(dataset, front_end, profile_cache_dir(profile), DATASET_LABEL),
                     dataset, front_end)
     if found is None:

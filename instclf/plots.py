@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .config import FAMILIES, Profile
+from .config import FAMILIES
+from .profiles import Profile
 
 FAMILY_PALETTE = dict(zip(FAMILIES, sns.color_palette("tab20", len(FAMILIES))))
 
@@ -118,13 +119,11 @@ def plot_waveforms(waves: dict[str, tuple[np.ndarray, int]], ncols: int = 4):
 # --- spectrograms (notebook 02) ---------------------------------------------------------------
 
 _HZ_TICKS = (50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000)
-_SCALING_LABELS = {"db_max": "power (dB re max)", "log10_1p": "log10(1 + 10000·mel power)"}
 
 
 def _mel_time(S: np.ndarray, front_end) -> np.ndarray:
-    """``S`` as (mel bands, frames), whatever the front end's layout."""
-    S = np.asarray(S, dtype=np.float32)
-    return S.T if front_end.layout == "time_mel" else S
+    """One clip's features ``S`` as (mel bands, frames), whatever the front end's layout."""
+    return np.moveaxis(np.asarray(S, dtype=np.float32), front_end.mel_axis, 0)
 
 
 def _set_mel_axis(ax, front_end, n_mels: int, y_axis: str = "hz") -> None:
@@ -172,7 +171,8 @@ def plot_spectrogram(S: np.ndarray, front_end, ax=None, title: str | None = None
     """A mel spectrogram: mel bands (low at the bottom) against time in seconds (notebook 02).
 
     ``S`` is laid out as ``front_end.layout`` says ((n_mels, frames) or (frames, n_mels)); the
-    front end also gives the time step (hop / sample rate) and the band frequencies.
+    front end also gives the time step (hop / sample rate), the band frequencies and the
+    colour-bar label (what its scaling measures).
     ``y_axis="hz"`` labels bands by their centre frequency, ``"band"`` by their index.
     """
     fig, ax = _axes(ax, figsize=(9, 4))
@@ -186,8 +186,7 @@ def plot_spectrogram(S: np.ndarray, front_end, ax=None, title: str | None = None
     ax.grid(False)
     ax.set_title(title if title is not None else f"Mel spectrogram ({front_end.name} front end)")
     if colorbar:
-        label = colorbar_label or _SCALING_LABELS.get(front_end.scaling, front_end.scaling)
-        fig.colorbar(image, ax=ax, label=label, pad=0.02)
+        fig.colorbar(image, ax=ax, label=colorbar_label or front_end.units, pad=0.02)
     return fig
 
 
@@ -210,7 +209,8 @@ def plot_spectrogram_grid(spectrograms: dict, ncols: int = 2,
 
 def plot_family_spectrograms(spectrograms: dict[str, np.ndarray], front_end, ncols: int = 4,
                              title: str = "One note per family"):
-    """One spectrogram per family on one colour scale, with one shared colour bar (notebook 02)."""
+    """One spectrogram per panel on one colour scale, with one shared colour bar labelled by the
+    front end's scaling (notebooks 02 and 04)."""
     fig, axes = _panels(len(spectrograms), ncols, (3.4, 2.6), layout="constrained")
     values = np.concatenate([np.ravel(S) for S in spectrograms.values()])
     vmin, vmax = float(values.min()), float(values.max())
@@ -220,8 +220,7 @@ def plot_family_spectrograms(spectrograms: dict[str, np.ndarray], front_end, nco
         ax.title.set_fontsize(10)
         if k % ncols:
             ax.set_ylabel("")
-    label = _SCALING_LABELS.get(front_end.scaling, front_end.scaling)
-    fig.colorbar(axes.flat[0].images[0], ax=axes, label=label, shrink=0.8)
+    fig.colorbar(axes.flat[0].images[0], ax=axes, label=front_end.units, shrink=0.8)
     fig.suptitle(title)
     return fig
 

@@ -3,8 +3,10 @@
 Stage 0 trains the head; stage k unfreezes the top k blocks with a lower learning rate. Each
 stage stops early on validation loss and keeps its best weights; the schedule stops when a
 stage no longer improves, and then keeps the best stage's weights. On a CPU the frozen bottom
-of the chain is computed once per note and the trainable top learns from those cached
-activations (same predictions, a fraction of the time; ``tests/test_train.py`` checks both).
+of the chain is computed once per note into a file on disk and the trainable top learns from
+those cached activations a batch at a time (:mod:`instclf.activations`: same predictions, a
+fraction of the time, RAM bounded by a batch; ``tests/test_train.py`` and
+``tests/test_activations.py`` check both).
 Batch-norm layers of a pretrained backbone stay frozen, so they run in inference mode.
 Used by notebooks 03 and 04.
 """
@@ -22,8 +24,11 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import backbones, features, nsynth, render, storage, subsets
-from .config import FAMILIES, InstclfError, Profile
+from . import augment, backbones, features, storage, subsets
+from .activations import (Batches, activations, cached_activations,  # noqa: F401 (re-exported)
+                          chain, output_shape, predict_in_chunks)
+from .config import FAMILIES, InstclfError
+from .profiles import Profile
 
 HISTORY_COLUMNS = ("stage", "unfrozen_blocks", "epoch", "stage_epoch", "loss", "accuracy",
                    "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -81,59 +86,38 @@ def data_key(features_digest: str, y: np.ndarray, notes: pd.DataFrame) -> str:
                                hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest(), names)
 
 
-def training_data(profile: Profile, front_end: features.FrontEnd,
-                  progress: bool = True) -> dict[str, Data]:
-    """``fit``, ``seen``, ``valid`` and ``test`` selections of the profile's dataset.
+def profile_notes(profile: Profile, progress: bool = True,
+                  sources: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Every note of the profile's sources (made available first), optionally only those
+    whose source name or lineage is in ``sources`` (notebooks 01 to 07)."""
+    notes = profile.notes(progress=progress)
+    if sources is not None:
+        notes = notes[notes["origin"].isin(sources) | notes["lineage"].isin(sources)]
+        if notes.empty:
+            raise InstclfError(f"no notes of the profile {profile.name} come from "
+                               f"{', '.join(sources)}; name its sources or their lineages")
+    return notes
+
+
+def training_data(profile: Profile, front_end: features.FrontEnd, progress: bool = True,
+                  sources: tuple[str, ...] | None = None) -> dict[str, Data]:
+    """``fit``, ``seen``, ``valid`` and ``test`` selections of the profile's notes
+    (:func:`instclf.subsets.select`), with their features, labels and content keys.
 
     ``seen`` holds back a random share of the training instruments' notes ("seen
     instruments"); ``valid`` and ``test`` are the held-out instruments ("unseen instruments").
+    ``sources`` keeps only the notes of those sources or lineages.
     """
-    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=progress))
-    train = notes[notes.split == "train"]
-    fit, seen = subsets.seen_split(train, profile.seen_fraction, seed=profile.seed)
-    selections = {"fit": fit, "seen": seen, "valid": notes[notes.split == "valid"],
-                  "test": notes[notes.split == "test"]}
+    selections = subsets.select(profile_notes(profile, progress, sources), profile.selection)
     data = {}
     for name, selection in selections.items():
-        selection = selection.reset_index(drop=True)
         cached = features.profile_features(profile, selection, front_end, name, progress)
         y = labels(selection)
         data[name] = Data(cached.X, y, selection, data_key(cached.digest, y, selection))
     return data
 
 
-# --- the chain, split in two ----------------------------------------------------------------
-
-def chain(layers: list[keras.layers.Layer], input_shape: tuple) -> keras.Sequential:
-    """A model of existing layers (their weights are shared, not copied)."""
-    return keras.Sequential([keras.Input(input_shape), *layers])
-
-
-def output_shape(model: keras.Sequential, start: int) -> tuple:
-    """The shape of what ``model.layers[start]`` receives (batch dimension dropped)."""
-    if start == 0:
-        return tuple(model.input_shape[1:])
-    return tuple(model.layers[start - 1].output.shape[1:])
-
-
-def activations(model: keras.Sequential, X: np.ndarray, start: int, stop: int,
-                batch_size: int = 64) -> np.ndarray:
-    """``model.layers[start:stop]`` applied to ``X`` in inference mode, as float32."""
-    if start == stop:
-        return np.asarray(X, dtype=np.float32)
-    part = chain(model.layers[start:stop], output_shape(model, start))
-    return predict_in_chunks(part, X, batch_size)
-
-
-def predict_in_chunks(model: keras.Model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """``model.predict`` over float16 or memory-mapped ``X``, converted a chunk at a time."""
-    out = np.empty((len(X), *model.output_shape[1:]), np.float32)
-    chunk = 16 * batch_size  # predict compiles the graph once; chunks bound the float32 copy
-    for begin in range(0, len(X), chunk):
-        batch = np.asarray(X[begin:begin + chunk], dtype=np.float32)
-        out[begin:begin + len(batch)] = model.predict(batch, batch_size=batch_size, verbose=0)
-    return out
-
+# --- the chain, split in two (chain, output_shape, activations: instclf.activations) ---------
 
 def set_trainable(model: keras.Sequential, start: int, keep_batchnorm_frozen: bool) -> None:
     """Freeze ``layers[:start]``; train ``layers[start:]`` (batch norm stays frozen if asked)."""
@@ -166,16 +150,21 @@ def class_weights(y: np.ndarray, n_classes: int = len(FAMILIES)) -> dict[int, fl
 
 def fit_stage(top: keras.Sequential, train: tuple, valid: tuple, learning_rate: float,
               epochs: int, patience: int, batch_size: int, seed: int) -> pd.DataFrame:
-    """Train ``top`` with early stopping on validation loss; keep its best weights."""
+    """Train ``top`` with early stopping on validation loss; keep its best weights.
+
+    ``train`` and ``valid`` are ``(X, y)`` pairs of arrays or memory maps, read a batch at a
+    time (:class:`instclf.activations.Batches`, shuffled from ``seed``, class-weighted).
+    """
     keras.utils.set_random_seed(seed)
     top.compile(optimizer=keras.optimizers.Adam(learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     timer = _EpochTimer()
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                             restore_best_weights=True)
-    fitted = top.fit(*train, validation_data=valid, epochs=epochs, batch_size=batch_size,
-                     class_weight=class_weights(train[1]), callbacks=[stopper, timer],
-                     shuffle=True, verbose=0)
+    batches = Batches(*train, batch_size, class_weight=class_weights(train[1]), shuffle=True,
+                      seed=seed)
+    fitted = top.fit(batches, validation_data=Batches(*valid, batch_size), epochs=epochs,
+                     callbacks=[stopper, timer], shuffle=False, verbose=0)
     history = pd.DataFrame(fitted.history)
     history["seconds"] = timer.seconds
     history["learning_rate"] = learning_rate
@@ -220,13 +209,25 @@ def _save_state(run_dir: Path, model: keras.Model, state: TrainingState,
 
 def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
                     data: dict[str, Data], schedule: Schedule, run_dir: Path,
-                    progress=None) -> tuple[TrainingState, pd.DataFrame]:
+                    progress=None, cache_dir: Path | None = None,
+                    ) -> tuple[TrainingState, pd.DataFrame]:
     """Run (or resume) the staged schedule on ``model``; checkpoint after every stage.
 
     A fresh backbone (``scratch_cnn``) trains whole in one stage, with no cached bottom.
-    ``progress`` is called with a line of text after each stage.
+    ``progress`` is called with a line of text after each stage. The frozen activations of
+    ``fit`` and ``valid`` are cached in ``cache_dir`` (default ``run_dir / "activations"``;
+    a profile's is :func:`instclf.activations.profile_cache_dir`), keyed by
+    :func:`activations_key`, and read from there a batch at a time.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = run_dir / "activations" if cache_dir is None else Path(cache_dir)
+
+    def frozen(name: str, X: np.ndarray, start: int, stop: int) -> np.ndarray:
+        if start == stop:
+            return X
+        key = activations_key(data[name], backbone, stop)
+        return cached_activations(model, X, start, stop, key, cache_dir)
+
     state, history = _load_state(run_dir)
     last_stage = schedule.max_unfrozen_blocks if backbone.pretrained else 0
     if state.completed_stages > last_stage + 1:  # the run went further: take its prefix
@@ -238,7 +239,7 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
         return state, history
     lowest = 0 if not backbone.pretrained else backbones.block_start(model, backbone, last_stage)
     began = time.perf_counter()
-    cached = {name: activations(model, data[name].X, 0, lowest) for name in ("fit", "valid")}
+    cached = {name: frozen(name, data[name].X, 0, lowest) for name in ("fit", "valid")}
     elapsed = time.perf_counter() - began
     state.activation_seconds += elapsed
     state.activation_passes.append([state.completed_stages, round(elapsed, 2)])
@@ -247,7 +248,7 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
         start = lowest if not backbone.pretrained else backbones.block_start(model, backbone, stage)
         set_trainable(model, start, keep_batchnorm_frozen=backbone.pretrained)
         began = time.perf_counter()
-        inputs = {name: activations(model, X, lowest, start) for name, X in cached.items()}
+        inputs = {name: frozen(name, X, lowest, start) for name, X in cached.items()}
         top = chain(model.layers[start:], output_shape(model, start))
         stage_history = fit_stage(
             top, (inputs["fit"], data["fit"].y), (inputs["valid"], data["valid"].y),
@@ -279,6 +280,27 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
         if not improved:
             break
     return state, history
+
+
+def activations_key(data: Data, backbone: backbones.Backbone, stop: int) -> str:
+    """The content key of the pretrained ``layers[:stop]`` on a selection's features.
+
+    The frozen layers still hold the pretrained values (stages unfreeze from the top down), so
+    the selection and the backbone decide the file; computed in two steps (``lowest``, then a
+    stage's input) or one, it holds the same numbers. A selection without a content key
+    (augmented copies, tests) is keyed by a digest of its features and labels.
+    """
+    selection = data.key or storage.content_key("arrays", _array_digest(data.X),
+                                                _array_digest(data.y))
+    return storage.content_key("activations", selection, backbone.name, backbone.weights,
+                               0, stop)
+
+
+def _array_digest(X: np.ndarray, rows: int = 1024) -> str:
+    digest = hashlib.sha1(f"{X.dtype}{X.shape}".encode())
+    for begin in range(0, len(X), rows):
+        digest.update(np.ascontiguousarray(X[begin:begin + rows]).tobytes())
+    return digest.hexdigest()
 
 
 def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.DataFrame,
@@ -385,6 +407,13 @@ def distribution_strategy():
     return tf.distribute.get_strategy()
 
 
+def augmented_fit(fit: Data, front_end: features.FrontEnd, augmentation) -> Data:
+    """The fitted selection plus its augmented copies, keyed on the plain selection's key
+    and the augmentation's settings (notebook 04's augmented run)."""
+    X, y, notes = augment.augmented(fit.X, fit.y, fit.notes, front_end, augmentation)
+    return Data(X, y, notes, storage.content_key("augmented", fit.key, augmentation.settings()))
+
+
 def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int | None = None,
                   data: dict[str, Data] | None = None, progress=None,
                   augmentation=None, strategy=None) -> TrainedModel:
@@ -411,9 +440,7 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         return TrainedModel(model, history[history["stage"] < meta["stages_completed"]],
                             meta, model_path)
     if augmentation is not None:
-        from . import augment
-
-        data = augment.augmented_data(data, augmentation)
+        data = {**data, "fit": augmented_fit(data["fit"], backbone.front_end, augmentation)}
     keras.utils.set_random_seed(schedule.seed)
     with (strategy or distribution_strategy()).scope():
         model = backbones.build_classifier(backbone)

@@ -6,29 +6,34 @@ from __future__ import annotations
 from dataclasses import replace
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from instclf import augment, backbones, features, train
-from instclf.config import FAMILIES, InstclfError, get_profile
+from instclf import augment, backbones, features, plots, train
+from instclf.config import FAMILIES, InstclfError
+from instclf.profiles import get_profile
 
-SHAPE = features.MUSICNN.shape  # (187 frames, 96 mel bands)
+FE = features.MUSICNN  # musicnn's log10_1p features, (frames, mel bands)
+SHAPE = FE.shape  # (187 frames, 96 mel bands)
+STUDY = features.STUDY  # the study's dB re max, (mel bands, frames)
 
 
-def _features(n=4, seed=0, dtype="float32"):
-    """Plausible musicnn features: log10(1 + 10000 * power) of random mel power."""
-    power = np.random.default_rng(seed).gamma(0.5, 0.02, (n, *SHAPE))
-    return augment.from_power(power).astype(dtype)
+def _features(n=4, seed=0, dtype="float32", front_end=FE):
+    """Plausible features of the front end: its scaling of random mel power."""
+    power = np.random.default_rng(seed).gamma(0.5, 0.02, (n, *front_end.shape))
+    return front_end.from_power(power).astype(dtype)
 
 
 # --- the scaling ----------------------------------------------------------------------------
 
 def test_power_round_trip_and_silence():
     X = _features()
-    np.testing.assert_allclose(augment.from_power(augment.to_power(X)), X, rtol=1e-5, atol=1e-5)
-    assert augment.to_power(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
-    assert augment.from_power(np.array([1e-4]))[0] == pytest.approx(np.log10(2.0))
+    np.testing.assert_allclose(FE.from_power(FE.to_power(X)), X, rtol=1e-5, atol=1e-5)
+    assert FE.to_power(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    assert FE.from_power(np.array([1e-4]))[0] == pytest.approx(np.log10(2.0))
+    assert FE.silent == 0.0
 
 
 # --- gain and equalisation ------------------------------------------------------------------
@@ -36,25 +41,25 @@ def test_power_round_trip_and_silence():
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_gain_keeps_shape_and_dtype(dtype):
     X = _features(dtype=dtype)
-    out = augment.apply_gain(X, 6.0)
+    out = augment.apply_gain(X, FE, 6.0)
     assert out.shape == X.shape and out.dtype == X.dtype
 
 
 def test_gain_multiplies_mel_power():
     X = _features()
     for gain_db in (-6.0, 3.0):
-        ratio = augment.to_power(augment.apply_gain(X, gain_db)) / np.maximum(
-            augment.to_power(X), 1e-12)
-        loud = augment.to_power(X) > 1e-3
+        ratio = FE.to_power(augment.apply_gain(X, FE, gain_db)) / np.maximum(
+            FE.to_power(X), 1e-12)
+        loud = FE.to_power(X) > 1e-3
         np.testing.assert_allclose(ratio[loud], 10 ** (gain_db / 10), rtol=1e-3)
-    assert np.all(augment.apply_gain(X, 6.0) > X)
+    assert np.all(augment.apply_gain(X, FE, 6.0) > X)
     silent = np.zeros((1, *SHAPE), np.float32)
-    assert np.all(augment.apply_gain(silent, 6.0) == augment.SILENT)
+    assert np.all(augment.apply_gain(silent, FE, 6.0) == FE.silent)
 
 
 def test_gain_per_clip():
     X = _features(2)
-    out = augment.apply_gain(X, np.array([0.0, -6.0]))
+    out = augment.apply_gain(X, FE, np.array([0.0, -6.0]))
     np.testing.assert_allclose(out[0], X[0], atol=1e-5)
     assert np.all(out[1] <= X[1] + 1e-6) and not np.allclose(out[1], X[1])
 
@@ -73,9 +78,9 @@ def test_eq_curve_is_gentle_and_smooth():
 def test_eq_multiplies_each_band_by_its_curve():
     X = _features()
     curve = augment.eq_curve(96, 3.0, -2.0, 40.0, 8.0, limit_db=3.0)
-    out = augment.apply_eq(X, curve)
+    out = augment.apply_eq(X, FE, curve)
     assert out.shape == X.shape and out.dtype == X.dtype
-    power, after = augment.to_power(X), augment.to_power(out)
+    power, after = FE.to_power(X), FE.to_power(out)
     loud = power > 1e-3
     expected = np.broadcast_to(10 ** (curve / 10), X.shape)
     np.testing.assert_allclose((after / np.maximum(power, 1e-12))[loud], expected[loud], rtol=1e-3)
@@ -86,38 +91,152 @@ def test_eq_multiplies_each_band_by_its_curve():
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_time_shift_delays_and_pads_with_silence(dtype):
     X = _features(3, dtype=dtype)
-    out = augment.time_shift(X, 5)
+    out = augment.time_shift(X, FE, 5)
     assert out.shape == X.shape and out.dtype == X.dtype
     np.testing.assert_array_equal(out[:, 5:], X[:, :-5])
-    assert np.all(out[:, :5] == augment.SILENT)
-    np.testing.assert_array_equal(augment.time_shift(X, 0), X)
-    per_clip = augment.time_shift(X, np.array([0, 1, 8]))
+    assert np.all(out[:, :5] == FE.silent)
+    np.testing.assert_array_equal(augment.time_shift(X, FE, 0), X)
+    per_clip = augment.time_shift(X, FE, np.array([0, 1, 8]))
     np.testing.assert_array_equal(per_clip[0], X[0])
     np.testing.assert_array_equal(per_clip[2, 8:], X[2, :-8])
-    np.testing.assert_array_equal(augment.time_shift(X[1], 1), per_clip[1])  # one clip alone
+    np.testing.assert_array_equal(augment.time_shift(X[1], FE, 1), per_clip[1])  # one clip alone
     with pytest.raises(ValueError):
-        augment.time_shift(X, -1)
+        augment.time_shift(X, FE, -1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_masks_silence_exactly_the_stated_bands_and_frames(dtype):
     X = _features(2, dtype=dtype) + np.asarray(0.1, dtype)  # no zeros before masking
-    bands = augment.mask_bands(X, 10, 8)
+    bands = augment.mask_bands(X, FE, 10, 8)
     assert bands.shape == X.shape and bands.dtype == X.dtype
     assert np.all(bands[..., 10:18] == 0)
     np.testing.assert_array_equal(np.delete(bands, range(10, 18), axis=-1),
                                   np.delete(X, range(10, 18), axis=-1))
-    frames = augment.mask_frames(X, np.array([0, 100]), np.array([16, 3]))
+    frames = augment.mask_frames(X, FE, np.array([0, 100]), np.array([16, 3]))
     assert np.all(frames[0, :16] == 0) and np.all(frames[1, 100:103] == 0)
     assert (frames == 0).sum() == (16 + 3) * SHAPE[1]
-    np.testing.assert_array_equal(augment.mask_bands(X, 5, 0), X)  # width 0: nothing
+    np.testing.assert_array_equal(augment.mask_bands(X, FE, 5, 0), X)  # width 0: nothing
+
+
+# --- the front end's axes and scaling: the study's (mel bands, frames) in dB re max -------
+
+@pytest.mark.parametrize("front_end", list(features.FRONT_ENDS.values()),
+                         ids=lambda front_end: front_end.name)
+def test_axes_and_silence_are_those_the_front_end_computes(front_end):
+    """A 220 Hz tone after one second of silence: its energy sits in low bands on the mel
+    axis, and the silent first frames (on the time axis) hold the front end's silent value."""
+    t = np.arange(3 * features.SOURCE_RATE) / features.SOURCE_RATE
+    clip = np.where(t >= 1.0, 0.5 * np.sin(2 * np.pi * 220 * t), 0.0).astype("float32")
+    X = features.batch_features(clip[None], front_end)[0]
+    bands = X.mean(axis=front_end.time_axis)
+    frames = X.max(axis=front_end.mel_axis)
+    assert bands.shape == (front_end.n_mels,) and frames.shape == (front_end.frames,)
+    assert np.argmax(bands) < front_end.n_mels // 8
+    sounding = frames[round(2 * front_end.sample_rate / front_end.hop_length)]  # at 2 s
+    assert np.all(frames[:20] == front_end.silent) and sounding > front_end.silent + 1
+
+
+def test_study_scaling_is_librosas_db_re_max():
+    import librosa
+
+    power = np.random.default_rng(0).gamma(0.5, 0.02, (3, *STUDY.shape)).astype("float32")
+    power *= np.array([1e-3, 1.0, 1e3], "float32")[:, None, None]
+    X = STUDY.from_power(power)
+    np.testing.assert_array_equal(X, [librosa.power_to_db(S, ref=np.max) for S in power])
+    assert X.min() == STUDY.silent == -80.0 and np.all(X.max(axis=(1, 2)) == 0)
+    above = X > -70
+    np.testing.assert_allclose(STUDY.from_power(STUDY.to_power(X))[above], X[above], atol=1e-4)
+    assert np.all(STUDY.to_power(X)[X == STUDY.silent] == 0)  # the floor is silence
+    assert np.all(STUDY.from_power(np.zeros((1, *STUDY.shape))) == STUDY.silent)
+
+
+def _study_clip():
+    """One study clip, its 0 dB peak at band 120, frame 120 (clear of the masks below)."""
+    X = _features(1, front_end=STUDY)
+    X[0, 120, 120] = 0.0
+    return X
+
+
+def test_study_gain_changes_nothing_it_is_relative_to_the_clip():
+    X = _features(3, front_end=STUDY)
+    for gain_db in (-6.0, 6.0, np.array([-3.0, 0.0, 3.0])):
+        out = augment.apply_gain(X, STUDY, gain_db)
+        assert out.shape == X.shape and out.dtype == X.dtype
+        np.testing.assert_allclose(out, X, atol=1e-4)
+
+
+def test_study_eq_acts_on_the_mel_axis_and_stays_within_range():
+    X = _features(2, front_end=STUDY)
+    curve = augment.eq_curve(STUDY.n_mels, 3.0, -2.0, 40.0, 8.0, limit_db=3.0)
+    out = augment.apply_eq(X, STUDY, curve)
+    assert out.shape == X.shape and out.min() >= -80 and np.all(out.max(axis=(1, 2)) == 0)
+    change = out - X - curve[:, None]  # band b moved by curve[b] less the new peak's move
+    for k in range(2):
+        loud = (X[k] > -60) & (out[k] > -60)
+        assert np.ptp(change[k][loud]) < 1e-3
+    assert not np.allclose(out, X, atol=0.5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_study_shift_and_masks_work_on_their_axes(dtype):
+    X = _study_clip().astype(dtype)
+    shifted = augment.time_shift(X, STUDY, 5)
+    assert shifted.dtype == X.dtype
+    np.testing.assert_array_equal(shifted[..., 5:], X[..., :-5])
+    assert np.all(shifted[..., :5] == STUDY.silent)
+    bands = augment.mask_bands(X, STUDY, 10, 8)
+    assert np.all(bands[:, 10:18, :] == -80)
+    np.testing.assert_array_equal(np.delete(bands, range(10, 18), axis=1),
+                                  np.delete(X, range(10, 18), axis=1))
+    frames = augment.mask_frames(X, STUDY, 20, 10)
+    assert np.all(frames[:, :, 20:30] == -80)
+    np.testing.assert_array_equal(np.delete(frames, range(20, 30), axis=2),
+                                  np.delete(X, range(20, 30), axis=2))
+
+
+def test_study_mask_over_the_peak_refers_the_clip_to_its_new_peak():
+    X = np.full((1, *STUDY.shape), -40.0, "float32")
+    X[0, 12, 50], X[0, 60, 60], X[0, 100, 100] = 0.0, -10.0, -80.0
+    out = augment.mask_bands(X, STUDY, 10, 8)
+    assert out[0, 60, 60] == 0 and out[0, 0, 0] == -30  # lifted by the 10 dB lost
+    assert out[0, 12, 50] == -80 and out[0, 100, 100] == -80  # masked; the floor stays floor
+
+
+def test_study_augmented_copies_stay_in_the_front_ends_range():
+    X = _features(6, front_end=STUDY, dtype="float16")
+    settings = augment.Augmentation(seed=1)
+    out = augment.augment_clips(X, STUDY, settings)
+    assert out.shape == X.shape and out.dtype == X.dtype
+    assert out.min() >= -80 and np.all(out.max(axis=(1, 2)) == 0)
+    assert not np.array_equal(out, X)
+    np.testing.assert_array_equal(out, augment.augment_clips(X, STUDY, settings))
+
+
+def test_features_of_another_front_end_are_refused():
+    X = _features(2)  # musicnn's (187, 96)
+    for call in (lambda: augment.apply_gain(X, STUDY, 1.0),
+                 lambda: augment.mask_bands(X, STUDY, 0, 4),
+                 lambda: augment.augment_clips(X, STUDY, augment.Augmentation())):
+        with pytest.raises(ValueError, match="study"):
+            call()
+
+
+def test_spectrogram_figure_draws_either_layout_with_the_front_ends_units():
+    study, musicnn = _features(1, front_end=STUDY)[0], _features(1)[0]
+    for S, front_end in ((study, STUDY), (musicnn, FE)):
+        fig = plots.plot_family_spectrograms({"a": S, "b": S}, front_end, ncols=2)
+        image = fig.axes[0].images[0].get_array()
+        np.testing.assert_array_equal(image, np.moveaxis(S, front_end.mel_axis, 0))
+        assert image.shape == (front_end.n_mels, front_end.frames)
+        assert fig.axes[-1].get_ylabel() == front_end.units
+        plt.close(fig)
 
 
 # --- random draws ---------------------------------------------------------------------------
 
 def test_parameters_stay_within_the_settings():
     settings = augment.Augmentation(max_shift_frames=4, freq_mask_bands=8, time_mask_frames=16)
-    p = augment.draw_parameters(500, SHAPE, settings)
+    p = augment.draw_parameters(500, FE, settings)
     assert list(p.columns) == list(augment.PARAMETER_COLUMNS) and len(p) == 500
     assert p.gain_db.abs().max() <= 6 and p.tilt_db.abs().max() <= 3
     assert p["shift"].between(0, 4).all() and p["shift"].nunique() == 5
@@ -128,20 +247,20 @@ def test_parameters_stay_within_the_settings():
 def test_same_seed_same_output_other_seed_or_copy_differs():
     X = _features(6, dtype="float16")
     settings = augment.Augmentation(seed=3)
-    first = augment.augment_clips(X, settings)
+    first = augment.augment_clips(X, FE, settings)
     assert first.shape == X.shape and first.dtype == X.dtype
-    np.testing.assert_array_equal(first, augment.augment_clips(X, settings))
-    assert not np.array_equal(first, augment.augment_clips(X, replace(settings, seed=4)))
-    assert not np.array_equal(first, augment.augment_clips(X, settings, copy=2))
+    np.testing.assert_array_equal(first, augment.augment_clips(X, FE, settings))
+    assert not np.array_equal(first, augment.augment_clips(X, FE, replace(settings, seed=4)))
+    assert not np.array_equal(first, augment.augment_clips(X, FE, settings, copy=2))
     assert not np.array_equal(first, X)
 
 
 def test_chunking_does_not_change_the_result(monkeypatch):
     X = _features(7)
     settings = augment.Augmentation()
-    whole = augment.augment_clips(X, settings)
+    whole = augment.augment_clips(X, FE, settings)
     monkeypatch.setattr(augment, "_CHUNK", 3)
-    np.testing.assert_array_equal(augment.augment_clips(X, settings), whole)
+    np.testing.assert_array_equal(augment.augment_clips(X, FE, settings), whole)
 
 
 def test_transform_applies_each_step():
@@ -149,11 +268,12 @@ def test_transform_applies_each_step():
     p = pd.DataFrame([{"gain_db": 0.0, "tilt_db": 0.0, "bump_db": 0.0, "bump_centre": 0.0,
                        "bump_width": 8.0, "shift": 2, "band_start": 90, "band_width": 6,
                        "frame_start": 50, "frame_width": 4}])
-    out = augment.transform(X, p, eq_limit_db=3.0)
-    expected = augment.mask_frames(augment.mask_bands(augment.time_shift(X, 2), 90, 6), 50, 4)
+    out = augment.transform(X, FE, p, eq_limit_db=3.0)
+    expected = augment.mask_frames(
+        augment.mask_bands(augment.time_shift(X, FE, 2), FE, 90, 6), FE, 50, 4)
     np.testing.assert_allclose(out, expected, atol=1e-5)
     with pytest.raises(ValueError):
-        augment.transform(X, pd.concat([p, p]), 3.0)
+        augment.transform(X, FE, pd.concat([p, p]), 3.0)
 
 
 def test_augmented_data_appends_copies():
@@ -162,18 +282,17 @@ def test_augmented_data_appends_copies():
     notes = pd.DataFrame({"note_str": [f"n{k}" for k in range(n)],
                           "family": pd.Categorical(["bass", "flute", "bass", "organ", "vocal"],
                                                    categories=FAMILIES)})
-    data = train.Data(X, train.labels(notes), notes)
+    y = train.labels(notes)
     before = X.copy()
-    out = augment.augmented(data, augment.Augmentation(copies=2))
-    assert len(out) == 3 * n and out.X.shape == (3 * n, *SHAPE) and out.X.dtype == X.dtype
-    np.testing.assert_array_equal(out.X[:n], X)
-    np.testing.assert_array_equal(out.y, np.tile(data.y, 3))
-    assert out.notes["copy"].tolist() == [0] * n + [1] * n + [2] * n
-    assert out.notes["note_str"].tolist() == list(notes.note_str) * 3
-    assert not np.array_equal(out.X[n:2 * n], out.X[2 * n:])
+    out_X, out_y, out_notes = augment.augmented(X, y, notes, FE, augment.Augmentation(copies=2))
+    assert out_X.shape == (3 * n, *SHAPE) and out_X.dtype == X.dtype and len(out_y) == 3 * n
+    np.testing.assert_array_equal(out_X[:n], X)
+    np.testing.assert_array_equal(out_y, np.tile(y, 3))
+    assert out_notes["copy"].tolist() == [0] * n + [1] * n + [2] * n
+    assert out_notes["note_str"].tolist() == list(notes.note_str) * 3
+    assert not np.array_equal(out_X[n:2 * n], out_X[2 * n:])
     np.testing.assert_array_equal(X, before)  # the input is left alone
-    both = augment.augmented_data({"fit": data, "valid": data}, augment.Augmentation(copies=1))
-    assert len(both["fit"]) == 2 * n and both["valid"] is data
+    assert "copy" not in notes.columns
 
 
 # --- run keys -------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_unknown_backbone_is_refused():
 
 
 def test_schedule_follows_the_profile():
-    from instclf.config import PROFILES
+    from instclf.profiles import PROFILES
 
     schedule = train.schedule_for(PROFILES["smoke"])
     assert (schedule.head_epochs, schedule.max_unfrozen_blocks) == (1, 1)
@@ -240,3 +240,20 @@ def test_trained_model_builds_and_trains_under_the_strategy_given(tiny_profile, 
     assert trained.meta["epochs"] >= 1 and trained.path.is_file()
     assert trained.model.predict(np.zeros((1, *trained.model.input_shape[1:]), np.float32),
                                  verbose=0).shape == (1, 11)
+
+
+def test_augmented_fit_appends_copies_and_keys_them():
+    from instclf import augment
+
+    front_end = features.MUSICNN
+    rng = np.random.default_rng(0)
+    n = 6
+    notes = pd.DataFrame({"note_str": [f"n{i}" for i in range(n)]})
+    fit = train.Data(rng.uniform(0, 3, (n, *front_end.shape)).astype("float16"),
+                     np.arange(n, dtype="int32") % 3, notes, key="plain")
+    settings = augment.Augmentation(copies=2, seed=0)
+    once = train.augmented_fit(fit, front_end, settings)
+    assert len(once) == 3 * n and (once.y == np.tile(fit.y, 3)).all()
+    np.testing.assert_array_equal(once.X[:n], fit.X)  # the plain notes come first
+    assert once.key != fit.key and once.key == train.augmented_fit(fit, front_end, settings).key
+    assert once.key != train.augmented_fit(fit, front_end, augment.Augmentation(copies=2, seed=1)).key

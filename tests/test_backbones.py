@@ -1,0 +1,78 @@
+"""Every backbone's declared blocks are in its built model, contiguous and in order, between
+the stem it starts with and the shared head; block_start and the scratch CNN follow them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+
+from instclf import backbones, features
+from instclf.config import FAMILIES, InstclfError
+
+STEMS = {  # the layers below the first block: frozen with it, never a block of their own
+    "musicnn_vgg": ["expand", "input_bn"],
+    "musicnn_vgg_msd": ["expand", "input_bn"],
+    "musicnn_vgg_msd_whole": ["expand", "input_bn"],
+    "musicnn_vgg_msd_clipnorm": ["clip_norm", "expand", "input_bn"],
+    "vgg19": ["study_image"],
+    "scratch_cnn": ["expand", "input_bn", "input_pool"],
+}
+
+
+@pytest.fixture(scope="module")
+def built():
+    """name -> (backbone, classifier); VGG19 with random weights (no download needed)."""
+    keras.utils.set_random_seed(0)
+    models = {}
+    for name, backbone in backbones.BACKBONES.items():
+        layers = backbones.vgg19_layers(backbone.front_end, pretrained=False) \
+            if name == "vgg19" else None
+        models[name] = backbone, backbones.build_classifier(backbone, layers=layers)
+    return models
+
+
+def test_every_backbone_has_a_stem_listed_here():
+    assert set(STEMS) == set(backbones.BACKBONES)
+
+
+@pytest.mark.parametrize("name", list(backbones.BACKBONES))
+def test_declared_blocks_are_contiguous_in_order_between_stem_and_head(built, name):
+    backbone, model = built[name]
+    names = [layer.name for layer in model.layers]
+    declared = [layer for block in backbone.blocks for layer in block]
+    assert len(set(declared)) == len(declared) and set(declared) <= set(names)
+    stem = STEMS[name]
+    assert names == stem + declared + list(backbones.HEAD)
+    for block in backbone.blocks:  # each block ends by pooling: its output is a new scale
+        assert isinstance(model.get_layer(block[-1]), keras.layers.MaxPooling2D)
+
+
+@pytest.mark.parametrize("name", list(backbones.BACKBONES))
+def test_block_start_is_the_first_layer_of_the_kth_block_from_the_top(built, name):
+    backbone, model = built[name]
+    names = [layer.name for layer in model.layers]
+    assert names[backbones.block_start(model, backbone, 0)] == backbones.HEAD[0]
+    starts = [backbones.block_start(model, backbone, k)
+              for k in range(1, len(backbone.blocks) + 1)]
+    assert [names[i] for i in starts] == [block[0] for block in reversed(backbone.blocks)]
+    assert starts == sorted(starts, reverse=True)
+    for k in (-1, len(backbone.blocks) + 1):
+        with pytest.raises(InstclfError):
+            backbones.block_start(model, backbone, k)
+
+
+def test_block_start_refuses_a_model_of_another_backbone(built):
+    _, musicnn_model = built["musicnn_vgg"]
+    with pytest.raises(InstclfError, match="block5_conv1"):
+        backbones.block_start(musicnn_model, backbones.get_backbone("vgg19"), 1)
+
+
+def test_scratch_cnn_takes_its_front_end():
+    scratch = replace(backbones.get_backbone("scratch_cnn"), front_end=features.STUDY)
+    model = backbones.build_classifier(scratch)
+    assert model.get_layer("expand").output.shape[1:] == (*features.STUDY.shape, 1)
+    out = model.predict(np.zeros((2, *features.STUDY.shape), "float32"), verbose=0)
+    assert out.shape == (2, len(FAMILIES))
