@@ -1,15 +1,20 @@
-"""The web page of notebook 07: Voila serves the notebook, code hidden; a browser can drive it.
+"""The web page: Voila serves ``instclf/page/app.ipynb``, code hidden; a browser can drive it.
 
-``make app`` runs ``python -m instclf.app serve`` (the profile of ``INSTCLF_PROFILE``, default
-``default``); ``make reproduce`` runs ``python -m instclf.app screenshot
-figures/07_prediction_page.png``; ``tests/test_app.py`` drives the same page in headless
-Chromium on the smoke profile, through the same functions.
+The page is notebook 07's widgets without its lessons: the upload first, then the answer, its
+chart and the spectrogram the model heard, then the dataset's note explorer when the data
+root holds the dataset. It needs only a model file: a data root that holds nothing but
+``models/`` (read-only, even) serves it. ``make app`` runs ``python -m instclf.app serve``
+(the profile of ``INSTCLF_PROFILE``, default ``default``; the model of ``--model`` or
+``INSTCLF_MODEL``, else the profile's best); ``make reproduce`` runs ``python -m instclf.app
+screenshot figures/07_prediction_page.png``; ``tests/test_app.py`` drives the page in
+headless Chromium through the same functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
 import shutil
 import signal
@@ -22,9 +27,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import PROJECT_ROOT, InstclfError, Profile, get_profile
+from .config import PROJECT_ROOT, InstclfError
+from .profiles import Profile, get_profile
 
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "07_predict_your_audio.ipynb"
+# in a folder of its own: the kernel runs there, and instclf's modules must not shadow others
+PAGE = Path(__file__).resolve().parent / "page" / "app.ipynb"
+MODEL_ENV = "INSTCLF_MODEL"  # the model file the page serves (default: the profile's best)
 DEFAULT_PORT = 8866
 CHROMIUM_PATHS = ("/usr/bin/chromium", "chromium", "chromium-browser")
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage",
@@ -34,6 +42,9 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-background-networking", "--disable-d
 UPLOAD_BUTTON = ".instclf-upload .instclf-upload-button"
 PREDICTED_FAMILY = ".instclf-upload .instclf-prediction .instclf-family"
 CHART = ".instclf-upload img.instclf-chart"
+SPECTROGRAM = ".instclf-upload img.instclf-spectrogram"
+EXPLORER = ".instclf-explorer"
+NO_DATASET = ".instclf-no-dataset"
 ERROR = ".instclf-upload .instclf-error"
 
 
@@ -51,7 +62,7 @@ def run_voila(argv: list[str]) -> None:
                           tornado_settings={"websocket_max_message_size": WEBSOCKET_MAX_BYTES})
 
 
-def voila_command(port: int, notebook: Path = NOTEBOOK, *options: str) -> list[str]:
+def voila_command(port: int, notebook: Path = PAGE, *options: str) -> list[str]:
     """The command that serves ``notebook`` on ``http://127.0.0.1:<port>/``, code hidden."""
     return [sys.executable, "-m", "instclf.app", "voila", str(notebook), f"--port={port}",
             "--no-browser", "--Voila.ip=127.0.0.1", *options]
@@ -92,21 +103,26 @@ def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
 
 @contextlib.contextmanager
 def serving(profile: Profile, port: int | None = None, timeout: float = 60,
-            log_path: Path | None = None, options: tuple[str, ...] = ()):
-    """Voila serving notebook 07 on the profile (its name and data root); yields the URL.
+            log_path: Path | None = None, options: tuple[str, ...] = (),
+            model: Path | None = None):
+    """Voila serving the page on the profile (its name and data root); yields the URL.
 
-    Waits until the server listens (at most ``timeout`` s), and always stops it, with its
-    kernels, on leaving. Its output goes to ``log_path`` (default: a temporary file), quoted
-    in the error if it does not start.
+    The page predicts with ``model`` (default: the profile's best recorded model). Waits
+    until the server listens (at most ``timeout`` s), and always stops it, with its kernels,
+    on leaving. Its output goes to ``log_path`` (default: a temporary file), quoted in the
+    error if it does not start.
     """
     port = port or free_port()
     env = {**os.environ, "INSTCLF_PROFILE": profile.name,
            "INSTCLF_DATA_DIR": str(profile.data_dir)}
+    env.pop(MODEL_ENV, None)
+    if model is not None:
+        env[MODEL_ENV] = str(model)
     with contextlib.ExitStack() as stack:
         if log_path is None:
             log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "voila.log"
         log = stack.enter_context(open(log_path, "wb"))
-        process = subprocess.Popen(voila_command(port, NOTEBOOK, *options), env=env,
+        process = subprocess.Popen(voila_command(port, PAGE, *options), env=env,
                                    stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                                    start_new_session=True)
         try:
@@ -187,17 +203,73 @@ def upload(page, name: str, content: bytes | Path, timeout: float = 30) -> dict:
 
 
 def demo_note(profile: Profile) -> pd.Series:
-    """The note the screenshot uploads: a guitar of a held-out instrument (test split)."""
-    from . import nsynth, render, subsets
+    """The note the screenshot uploads: a guitar of a held-out instrument (test split).
 
-    notes = nsynth.read_dataset(render.ensure_dataset(profile, progress=False), ("test",))
-    picked = subsets.one_note_per_family(notes)
+    Needs the profile's notes (made available first); notebook 07 and ``make reproduce``.
+    """
+    from . import subsets
+
+    notes = profile.notes(progress=False)
+    picked = subsets.one_note_per_family(notes[notes["split"] == "test"])
     guitars = picked[picked["family"] == "guitar"]
     return (guitars if len(guitars) else picked).iloc[0]
 
 
+# --- what the page shows (instclf/page/app.ipynb runs these in its kernel) ------------------
+
+def page_predictor(profile: Profile):
+    """The page's classifier: the model file of ``INSTCLF_MODEL``, else the profile's best
+    recorded model. Reads nothing but model files."""
+    from . import predict
+
+    return predict.load_predictor(os.environ.get(MODEL_ENV) or None, profile)
+
+
+def dataset_notes(profile: Profile) -> pd.DataFrame | None:
+    """The notes of the profile's sources when they are on disk, else None; never renders,
+    downloads or writes (the page's note explorer)."""
+    from . import sources
+
+    try:
+        return sources.read_notes(profile.sources, profile.data_dir, progress=False,
+                                  ensure=False)
+    except InstclfError:
+        return None
+
+
+def explorer_section(profile: Profile, predictor):
+    """The page's note explorer under its heading, or a line saying it needs the dataset."""
+    import ipywidgets
+
+    from . import widgets
+
+    notes = dataset_notes(profile)
+    if notes is None:
+        return ipywidgets.HTML(
+            f"<p><i>The note explorer shows the notes of the dataset; "
+            f"{html.escape(str(profile.data_dir))} holds none (instclf data render makes it)."
+            "</i></p>").add_class("instclf-no-dataset")
+    heading = ipywidgets.HTML("<h2>Notes of the dataset</h2><p>Pick a family, an instrument, a "
+                              "pitch and a velocity: hear the note and see what the model "
+                              "answers beside its true family.</p>")
+    return ipywidgets.VBox([heading, widgets.dataset_explorer(notes, predictor)])
+
+
+def model_note(predictor):
+    """One line on the page naming the model: backbone, profile, validation loss, file."""
+    import ipywidgets
+
+    meta = predictor.meta
+    trained = f", trained on the {meta['profile']} profile" if meta.get("profile") else ""
+    loss = meta.get("best_val_loss")
+    loss = f" (validation loss {loss:.3f})" if isinstance(loss, (int, float)) else ""
+    return ipywidgets.HTML(
+        f"<p><small>Model: {html.escape(str(meta.get('backbone', 'unnamed')))}{trained}{loss};"
+        f" {html.escape(str(predictor.path))}</small></p>").add_class("instclf-model")
+
+
 PAGE_SOURCES = ("instclf/app.py", "instclf/widgets.py", "instclf/predict.py", "instclf/plots.py",
-                "notebooks/07_predict_your_audio.ipynb")
+                "instclf/page/app.ipynb")
 
 
 def screenshot_is_current(path: Path, model_path: Path) -> bool:
@@ -217,32 +289,54 @@ def screenshot(path: Path, profile: Profile | None = None, timeout: float = 300)
     from . import storage, train
 
     profile = profile or get_profile()
-    train.best_model(profile)
+    model = train.best_model(profile).path
     note = demo_note(profile)
-    with serving(profile) as url, browser() as chromium:
+    with serving(profile, model=model) as url, browser() as chromium:
         page = open_page(chromium, url, timeout)
         shown = upload(page, f"{note['note_str']}.wav", Path(note["path"]).read_bytes(), timeout)
         if shown["family"] is None:
             raise InstclfError(f"the web page gave no prediction: {shown['error']}")
-        page.wait_for_selector(CHART, state="visible", timeout=timeout * 1000)
+        for image in (CHART, SPECTROGRAM):
+            page.wait_for_selector(image, state="visible", timeout=timeout * 1000)
         with storage.atomic_path(Path(path)) as tmp:
             page.locator(".instclf-upload").screenshot(path=str(tmp), timeout=timeout * 1000)
     return Path(path)
 
 
-def serve(port: int = DEFAULT_PORT, profile: Profile | None = None) -> None:
-    """``make app``: train the model if missing, then become Voila serving notebook 07.
+def served_model(profile: Profile, model: str | Path | None = None) -> Path:
+    """The model ``make app`` serves: ``model``, else ``INSTCLF_MODEL``, else the profile's
+    best recorded model; only when there is none at all is the best backbone trained first."""
+    from . import train
+
+    model = model or os.environ.get(MODEL_ENV) or train.best_model_path(profile)
+    if model is not None:
+        return Path(model).expanduser().resolve()
+    print(f"profile {profile.name} has no trained model: training {train.BEST_BACKBONE} first",
+          flush=True)
+    try:
+        return train.best_model(profile, progress=print).path
+    except OSError as error:
+        raise InstclfError(f"profile {profile.name} has no trained model and training one in "
+                           f"{profile.data_dir} failed ({error}); give a model file: "
+                           "make app MODEL=PATH") from None
+
+
+def serve(port: int = DEFAULT_PORT, profile: Profile | None = None,
+          model: str | Path | None = None) -> None:
+    """``make app``: find (or train) the model, check it loads, then become Voila serving the
+    page with it.
 
     The process is replaced by Voila (``exec``), so Ctrl-C reaches it and stops its kernels.
     """
-    from . import train
+    from . import predict
 
     profile = profile or get_profile()
-    print(f"profile {profile.name}: loading (or training) the best model ...", flush=True)
-    trained = train.best_model(profile, progress=print)
-    print(f"model {trained.path}\nserving notebook 07 on http://127.0.0.1:{port}/ "
-          "(Ctrl-C stops it)", flush=True)
-    env = {**os.environ, "INSTCLF_PROFILE": profile.name, "INSTCLF_DATA_DIR": str(profile.data_dir)}
+    path = served_model(profile, model)
+    predictor = predict.load_predictor(path)  # a bad file fails here, in one line
+    print(f"model {path} ({predictor.meta.get('backbone', 'unnamed')})\nserving the page on "
+          f"http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    env = {**os.environ, "INSTCLF_PROFILE": profile.name,
+           "INSTCLF_DATA_DIR": str(profile.data_dir), MODEL_ENV: str(path)}
     command = voila_command(port)
     os.chdir(PROJECT_ROOT)
     os.execve(command[0], command, env)
@@ -256,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m instclf.app",
                                      description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="serve notebook 07 with Voila (make app)")
+    serve_parser = commands.add_parser("serve", help="serve the page with Voila (make app)")
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_parser.add_argument("--model", help=f"a .keras file saved by instclf (default: "
+                              f"${MODEL_ENV}, else the profile's best trained model)")
     commands.add_parser("voila", help="Voila itself, its options after it (what serve runs)")
     shot = commands.add_parser("screenshot", help="save the page after a prediction as a PNG")
     shot.add_argument("path", type=Path)
@@ -266,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            serve(args.port)  # does not return
+            serve(args.port, model=args.model)  # does not return
         start = time.perf_counter()
         if args.if_stale:
             from . import train

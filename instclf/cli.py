@@ -40,8 +40,8 @@ def _profile_notes(args):
     from . import sources
 
     if args.root:
-        return sources.read_source(sources.make_source("folder", name="root", path=args.root),
-                                   config.data_dir(), ensure=False)
+        return nsynth.read_dataset(Path(args.root), args.splits).assign(origin="root",
+                                                                        lineage="root")
     profile = profiles.get_profile(args.profile)
     return sources.read_notes(profile.sources, profile.data_dir, ensure=False)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 import librosa
@@ -22,7 +21,8 @@ import pandas as pd
 import soundfile as sf
 
 from . import features, nsynth, render, train
-from .config import FAMILIES, InstclfError, Profile, get_profile
+from .config import FAMILIES, InstclfError
+from .profiles import Profile, get_profile
 
 MAX_BYTES = 50 * 1024 * 1024  # size limit for one input
 SILENT_PEAK = render.SILENT_PEAK  # below -80 dBFS: nothing to classify
@@ -48,7 +48,7 @@ class Predictor:
     path: Path | None = None
 
 
-_PREDICTORS: dict = {}  # by model file fingerprint, or by profile for the best model
+_PREDICTORS: dict = {}  # by model file fingerprint (path, size, modification time)
 
 
 def predictor_from(model: keras.Model, meta: dict, path: Path | None = None) -> Predictor:
@@ -63,24 +63,27 @@ def predictor_from(model: keras.Model, meta: dict, path: Path | None = None) -> 
     return Predictor(model, meta, features.FrontEnd.from_dict(meta["front_end"]), path)
 
 
-def load_predictor(model_path: str | Path | None = None, profile: Profile | str | None = None,
-                   progress: Callable[[str], None] | None = None) -> Predictor:
-    """The classifier at ``model_path``, or the profile's best model (trained if missing).
+def load_predictor(model_path: str | Path | None = None,
+                   profile: Profile | str | None = None) -> Predictor:
+    """The classifier at ``model_path``, or the profile's best recorded model.
 
-    Loaded once per file and process, then reused (notebook 07, ``instclf predict``).
-    ``progress`` is handed to :func:`instclf.train.best_model` in case it has to train.
+    Loaded once per file and process, then reused (notebook 07, ``instclf predict``, the
+    page). Reads only the model file (and, without a path, the profile's models folder):
+    never the dataset, never a write. No trained model is an :class:`InstclfError` that
+    says how to get one.
     """
     if model_path is None:
         profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        key = ("best", profile.name, str(profile.data_dir))
-        if key not in _PREDICTORS:
-            trained = train.best_model(profile, progress=progress)
-            _PREDICTORS[key] = predictor_from(trained.model, trained.meta, trained.path)
-        return _PREDICTORS[key]
+        model_path = train.best_model_path(profile)
+        if model_path is None:
+            raise InstclfError(
+                f"profile {profile.name} has no trained model in {profile.models_dir}; train "
+                f"one (instclf train {train.BEST_BACKBONE} --profile {profile.name}, or make "
+                "reproduce), or give a model file with --model PATH")
     path = Path(model_path).expanduser().resolve()
     if not path.is_file():
         raise InstclfError(f"model {path} not found; give a .keras file saved by instclf "
-                           "(notebook 03 or make reproduce trains one)")
+                           "(instclf train, notebook 03 or make reproduce trains one)")
     key = features.inputs_fingerprint([path])  # a retrained model (same path) loads again
     if key not in _PREDICTORS:
         model, meta = train.load_model(path)
@@ -230,11 +233,29 @@ def prepare_clip(y: np.ndarray, sr: int, front_end: features.FrontEnd) -> np.nda
 
 # --- prediction -----------------------------------------------------------------------------
 
-def clip_probabilities(clip: np.ndarray, predictor: Predictor) -> np.ndarray:
-    """Probabilities (float64, summing to 1) of a prepared 4 s note, through the front end."""
-    X = features.batch_features(clip[None], predictor.front_end, fft_workers=1)
-    p = np.asarray(predictor.model.predict_on_batch(X), dtype=np.float64)[0]
+def clip_features(clip: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """The front end's features of a prepared 4 s note: the spectrogram the model hears."""
+    return features.batch_features(clip[None], predictor.front_end, fft_workers=1)[0]
+
+
+def feature_probabilities(X: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """Probabilities (float64, summing to 1) of one clip's features."""
+    p = np.asarray(predictor.model.predict_on_batch(X[None]), dtype=np.float64)[0]
     return p / p.sum()
+
+
+def hear(source: str | Path | bytes, predictor: Predictor,
+         name: str | None = None) -> tuple[pd.Series, np.ndarray]:
+    """:func:`predict_audio` and the features the model heard (the page's spectrogram)."""
+    y, sr = read_audio(source, name)
+    try:
+        clip = prepare_clip(y, sr, predictor.front_end)
+    except InstclfError as error:
+        raise InstclfError(f"{_label(source, name)}: {error}") from None
+    X = clip_features(clip, predictor)
+    probabilities = pd.Series(feature_probabilities(X, predictor),
+                              index=pd.Index(FAMILIES, name="family"), name="probability")
+    return probabilities, X
 
 
 def predict_audio(source: str | Path | bytes, predictor: Predictor,
@@ -244,13 +265,7 @@ def predict_audio(source: str | Path | bytes, predictor: Predictor,
     ``source`` is a path or the bytes of an upload; ``name`` labels error messages. Pure:
     nothing is written to disk. Notebook 07, the web page and ``instclf predict``.
     """
-    y, sr = read_audio(source, name)
-    try:
-        clip = prepare_clip(y, sr, predictor.front_end)
-    except InstclfError as error:
-        raise InstclfError(f"{_label(source, name)}: {error}") from None
-    return pd.Series(clip_probabilities(clip, predictor), index=pd.Index(FAMILIES, name="family"),
-                     name="probability")
+    return hear(source, predictor, name)[0]
 
 
 def top_families(probabilities: pd.Series, k: int = 3) -> list[tuple[str, float]]:

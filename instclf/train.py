@@ -468,16 +468,14 @@ BEST_BACKBONE = "musicnn_vgg_msd_whole"  # trained when a profile has no model y
 
 
 def recorded_models(profile: Profile) -> list[tuple[Path, dict]]:
-    """Every finished model training recorded under the profile's models folder, with its
-    description (the ``<model>.json`` each training writes beside its ``.keras`` file)."""
+    """Every finished model training recorded under the profile's models folder, with the
+    description it carries (:func:`model_description`); files that are not models are
+    passed over."""
     found = []
-    for described in sorted(profile.models_dir.glob("*/stages*.json")):
-        model_path = described.with_suffix(".keras")
-        if not model_path.is_file():
-            continue
+    for model_path in sorted(profile.models_dir.glob("*/stages*.keras")):
         try:
-            meta = json.loads(described.read_text())
-        except json.JSONDecodeError:
+            meta = model_description(model_path)
+        except (InstclfError, OSError, ValueError):
             continue
         if meta.get("best_val_loss") is not None:
             found.append((model_path, meta))

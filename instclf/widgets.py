@@ -3,7 +3,8 @@
 :func:`handle_upload` is the whole of what happens to an uploaded file (bytes in, chart and
 message out); the upload panel only wires a ``FileUpload`` to it, so notebook 07 runs the same
 code headless. DOM elements carry stable CSS classes (``instclf-upload``, ``instclf-chart``,
-``instclf-prediction``, ``instclf-family``, ``instclf-error``) for the browser test.
+``instclf-spectrogram``, ``instclf-prediction``, ``instclf-family``, ``instclf-error``) for
+the browser test.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ ACCEPT = "audio/*,.wav,.flac,.ogg,.oga,.mp3"
 
 
 class Result(NamedTuple):
-    """What one prediction shows: probabilities and chart, or neither and an error message."""
+    """What one prediction shows: probabilities, chart and spectrogram, or an error message."""
 
     probabilities: pd.Series | None
     figure: plt.Figure | None
     message: str
+    spectrogram: plt.Figure | None = None  # the features the model heard
 
     @property
     def ok(self) -> bool:
@@ -37,19 +39,22 @@ class Result(NamedTuple):
 
 def handle_upload(content: bytes, name: str | None, predictor: predict.Predictor,
                   true_family: str | None = None) -> Result:
-    """Bytes of a file -> probabilities, bar chart and a one-line message (notebook 07).
+    """Bytes of a file -> probabilities, bar chart, spectrogram and a one-line message
+    (notebook 07, the page).
 
     What the upload widget calls; a file that is not usable audio gives ``ok == False`` and
     the reason as the message, never an exception.
     """
     try:
-        probabilities = predict.predict_audio(bytes(content), predictor, name=name)
+        probabilities, X = predict.hear(bytes(content), predictor, name=name)
     except InstclfError as error:
         return Result(None, None, str(error))
     family, p = predict.top_families(probabilities, k=1)[0]
     figure = plots.plot_family_probabilities(probabilities, title=f"What the model hears: {name}",
                                              true_family=true_family)
-    return Result(probabilities, figure, f"predicted family: {family} ({p:.0%})")
+    spectrogram = plots.plot_spectrogram(X, predictor.front_end, title=(
+        f"The clip as the model hears it ({predictor.front_end.name} front end)"))
+    return Result(probabilities, figure, f"predicted family: {family} ({p:.0%})", spectrogram)
 
 
 def handle_note(note: pd.Series, predictor: predict.Predictor) -> Result:
@@ -65,46 +70,56 @@ def _png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _result_view() -> tuple[widgets.HTML, widgets.HTML, widgets.Image]:
+def _image(css_class: str) -> widgets.Image:
+    layout = widgets.Layout(display="none", width="640px")
+    return widgets.Image(format="png", layout=layout).add_class(css_class)
+
+
+def _result_view() -> tuple[widgets.HTML, widgets.HTML, widgets.Image, widgets.Image]:
     prediction = widgets.HTML().add_class("instclf-prediction")
     error = widgets.HTML().add_class("instclf-error")
-    chart = widgets.Image(format="png", layout=widgets.Layout(display="none", width="640px"))
-    return prediction, error, chart.add_class("instclf-chart")
+    return prediction, error, _image("instclf-chart"), _image("instclf-spectrogram")
 
 
 def _show(result: Result, prediction: widgets.HTML, error: widgets.HTML,
-          chart: widgets.Image) -> None:
-    """Puts a :class:`Result` into the three output widgets: chart and prediction, or error."""
+          *images: widgets.Image) -> None:
+    """Puts a :class:`Result` into the output widgets: prediction, chart and spectrogram, or
+    the error."""
+    figures = (result.figure, result.spectrogram)
+    for image, figure in zip(images, figures):
+        if figure is not None:
+            image.value = _png(figure)
+        image.layout.display = None if figure is not None else "none"
     if result.ok:
         family, p = predict.top_families(result.probabilities, k=1)[0]
-        chart.value = _png(result.figure)
-        chart.layout.display = None
         prediction.value = (f"Predicted family: <b class='instclf-family'>{family}</b> "
                             f"({p:.0%} probability)")
         error.value = ""
     else:
-        chart.layout.display = "none"
         prediction.value = ""
         error.value = (f"<span style='color:#b00020'>Cannot predict this file: "
                        f"{html.escape(result.message)}</span>")
 
 
 def upload_panel(predictor: predict.Predictor) -> widgets.VBox:
-    """A file upload button and, for each file uploaded, its chart or its error (notebook 07)."""
+    """A file upload button and, for each file uploaded, its answer, chart and spectrogram,
+    or its error (notebook 07, the page)."""
     upload = widgets.FileUpload(accept=ACCEPT, multiple=False, description="Upload a recording",
                                 layout=widgets.Layout(width="240px"))
     status = widgets.HTML().add_class("instclf-status")
-    prediction, error, chart = _result_view()
+    prediction, error, *images = _result_view()
 
     def on_upload(change):
         if not change["new"]:
             return
         file = change["new"][0]
-        prediction.value, error.value, chart.layout.display = "", "", "none"
+        prediction.value = error.value = ""
+        for image in images:
+            image.layout.display = "none"
         # the status names the file only once the old result is cleared (the browser test
         # waits for the name, then for the new prediction or error)
         status.value = f"{html.escape(file['name'])}: {len(file['content']):,} bytes"
-        _show(handle_upload(file["content"], file["name"], predictor), prediction, error, chart)
+        _show(handle_upload(file["content"], file["name"], predictor), prediction, error, *images)
 
     upload.observe(on_upload, names="value")
     help_text = widgets.HTML(
@@ -112,7 +127,7 @@ def upload_panel(predictor: predict.Predictor) -> widgets.VBox:
         f"{predict.MAX_BYTES // 2**20} MB. It is mixed to mono, resampled to 16 kHz, cut at "
         "its onset to a 4 s clip and normalised, as the training notes were.")
     panel = widgets.VBox([help_text, upload.add_class("instclf-upload-button"), status,
-                          prediction, error, chart])
+                          prediction, error, *images])
     return panel.add_class("instclf-upload")
 
 
@@ -126,7 +141,7 @@ def dataset_explorer(notes: pd.DataFrame, predictor: predict.Predictor) -> widge
     velocity = widgets.ToggleButtons(options=[100], description="velocity")
     audio = widgets.Audio(format="wav", autoplay=False, loop=False)
     info = widgets.HTML().add_class("instclf-explorer-note")
-    prediction, error, chart = _result_view()
+    prediction, error, *images = _result_view()
     updating = False
 
     def set_options(selector, options) -> None:
@@ -166,11 +181,11 @@ def dataset_explorer(notes: pd.DataFrame, predictor: predict.Predictor) -> widge
         split = f", {note['split']} split" if "split" in note else ""
         info.value = (f"<b>{note['note_str']}</b>: true family <b>{note['family']}</b>"
                       f" ({note['source']}{split})")
-        _show(handle_note(note, predictor), prediction, error, chart)
+        _show(handle_note(note, predictor), prediction, error, *images)
 
     for level, selector in enumerate((family, instrument, pitch, velocity)):
         selector.observe(lambda _, level=level: refresh(level), names="value")
     refresh(0)
     controls = widgets.VBox([family, instrument, pitch, velocity])
-    return widgets.VBox([controls, audio, info, prediction, error, chart]).add_class(
+    return widgets.VBox([controls, audio, info, prediction, error, *images]).add_class(
         "instclf-explorer")

@@ -1,28 +1,34 @@
-"""The web page of notebook 07 in a real browser (``make app``; DESIGN.md, "Predicting your
-own audio").
+"""The web page (``make app``, ``instclf/page/app.ipynb``) in a real browser (README,
+"Predict your own audio").
 
-Voila serves notebook 07 on the smoke profile on a free port; headless Chromium (Debian's
+Voila serves the page on the smoke profile on a free port; headless Chromium (Debian's
 ``chromium``, driven by Playwright) uploads a rendered note through the page's upload button,
-reads the predicted family, then uploads a text file named ``.wav`` and a file past the size
-limit and reads their errors. The test bounds itself (Voila start, page load and each upload
-have their own timeouts) and always stops Voila and its kernel. It never skips: without
-Chromium it fails and says how to install it.
+reads the predicted family and sees the spectrogram and the note explorer, then uploads a text
+file named ``.wav`` and a file past the size limit and reads their errors. A second start
+serves a read-only data root that holds only a model: the page predicts, shows no explorer
+and writes nothing. The tests bound themselves (Voila start, page load and each upload have
+their own timeouts) and always stop Voila and its kernel. They never skip: without Chromium
+they fail and say how to install it.
 """
 
 from __future__ import annotations
 
 import datetime
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import ipywidgets
+import nbformat
 import pytest
+from test_predict import read_only, snapshot
 
 from instclf import FAMILIES, app, predict, train, widgets
-from instclf.config import get_profile
+from instclf.profiles import get_profile
 
 START_TIMEOUT = 60  # s until Voila listens
-PAGE_TIMEOUT = 90  # s until the upload button shows: a kernel imports TensorFlow, runs notebook 07
+PAGE_TIMEOUT = 90  # s until the upload button shows: a kernel imports TensorFlow, runs the page
 UPLOAD_TIMEOUT = 30  # s from choosing a file to its prediction or error
 TOTAL_BUDGET = 150  # s for the whole test, model check included
 NOT_AUDIO = b"My practice notes: scales on Monday, arpeggios on Tuesday.\n" * 20
@@ -36,6 +42,17 @@ def smoke():
     return profile
 
 
+@pytest.fixture(scope="module")
+def model_only(smoke, tmp_path_factory):
+    """The smoke profile on a data root that holds only a copy of its best model (+ JSON)."""
+    best = train.best_model_path(smoke)
+    run = tmp_path_factory.mktemp("model-only") / "data" / "models" / "smoke" / best.parent.name
+    run.mkdir(parents=True)
+    for path in (best, best.with_suffix(".json")):
+        shutil.copy2(path, run / path.name)
+    return replace(smoke, data_dir=run.parents[2])
+
+
 def _part(panel: ipywidgets.Box, css_class: str) -> ipywidgets.DOMWidget:
     return next(w for w in panel.children if css_class in w._dom_classes)
 
@@ -46,8 +63,8 @@ def test_upload_panel_shows_a_prediction_then_an_error(smoke):
     wav = Path(app.demo_note(smoke)["path"]).read_bytes()
     panel = widgets.upload_panel(predictor)
     upload = next(w for w in panel.children if isinstance(w, ipywidgets.FileUpload))
-    prediction, error, chart = (_part(panel, c) for c in ("instclf-prediction", "instclf-error",
-                                                          "instclf-chart"))
+    prediction, error, chart, spectrogram = (_part(panel, c) for c in (
+        "instclf-prediction", "instclf-error", "instclf-chart", "instclf-spectrogram"))
     for name, content in (("note.wav", wav), ("notes.wav", NOT_AUDIO)):
         upload.value = ({"name": name, "type": "audio/wav", "size": len(content),
                          "content": memoryview(content),
@@ -55,10 +72,11 @@ def test_upload_panel_shows_a_prediction_then_an_error(smoke):
         if name == "note.wav":
             expected = predict.predict_audio(wav, predictor).idxmax()
             assert f"<b class='instclf-family'>{expected}</b>" in prediction.value
-            assert error.value == "" and chart.value[:4] == b"\x89PNG"
-            assert chart.layout.display is None
+            assert error.value == "" and chart.value[:4] == spectrogram.value[:4] == b"\x89PNG"
+            assert chart.layout.display is None and spectrogram.layout.display is None
         else:
             assert prediction.value == "" and chart.layout.display == "none"
+            assert spectrogram.layout.display == "none"
             assert "notes.wav: not audio" in error.value
 
 
@@ -97,13 +115,15 @@ def test_page_predicts_an_upload_and_refuses_what_is_not_a_note(smoke, tmp_path)
                                            timeout=UPLOAD_TIMEOUT * 1000)
             box = chart.bounding_box()
             assert box and box["width"] > 200 and box["height"] > 100
+            page.wait_for_selector(app.SPECTROGRAM, state="visible", timeout=UPLOAD_TIMEOUT * 1000)
+            page.wait_for_selector(app.EXPLORER, state="visible", timeout=UPLOAD_TIMEOUT * 1000)
             page.locator(".instclf-upload").screenshot(path=str(tmp_path / "prediction.png"))
 
             refused = app.upload(page, "practice_notes.wav", NOT_AUDIO, UPLOAD_TIMEOUT)
             assert refused["family"] is None
             assert refused["error"] and "not audio" in refused["error"], refused
             assert "practice_notes.wav" in refused["error"]
-            assert page.is_hidden(app.CHART)
+            assert page.is_hidden(app.CHART) and page.is_hidden(app.SPECTROGRAM)
 
             too_large = tmp_path / "two_hours.wav"  # past Tornado's 10 MiB websocket default
             too_large.write_bytes(b"\0" * (predict.MAX_BYTES + 2**20))
@@ -136,3 +156,49 @@ def test_screenshot_is_retaken_only_when_the_model_or_the_page_changed(tmp_path)
     assert app.screenshot_is_current(shot, model)
     os.utime(model, (newest + 20, newest + 20))  # the model was retrained after the shot
     assert not app.screenshot_is_current(shot, model)
+
+
+def test_page_serves_a_read_only_root_that_holds_only_a_model(model_only, smoke, tmp_path):
+    root = model_only.data_dir
+    wav = Path(app.demo_note(smoke)["path"]).read_bytes()  # from the project's own data root
+    model = train.best_model_path(model_only).resolve()
+    expected = predict.predict_audio(wav, predict.load_predictor(model)).idxmax()
+    log = tmp_path / "voila.log"
+    try:
+        with read_only(root):
+            before = snapshot(root)
+            with app.serving(model_only, timeout=START_TIMEOUT, log_path=log,
+                             options=("--show_tracebacks=True",)) as url, \
+                    app.browser() as chromium:
+                page = app.open_page(chromium, url, PAGE_TIMEOUT)
+                assert app.upload(page, "my_note.wav", wav, UPLOAD_TIMEOUT) == {
+                    "family": expected, "error": None}
+                page.wait_for_selector(app.SPECTROGRAM, state="visible",
+                                       timeout=UPLOAD_TIMEOUT * 1000)
+                assert str(root) in page.inner_text(app.NO_DATASET)
+                assert page.query_selector(app.EXPLORER) is None
+                assert str(model) in page.inner_text(".instclf-model")
+            assert snapshot(root) == before
+    except BaseException:
+        if log.is_file():
+            print(f"--- Voila's output ({log}):\n{log.read_text(errors='replace')[-6000:]}")
+        raise
+
+
+def test_make_app_serves_the_best_recorded_model_or_the_one_named(model_only, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.delenv(app.MODEL_ENV, raising=False)
+    monkeypatch.setattr(train, "best_model", lambda *a, **k: pytest.fail("trained a model"))
+    best = train.best_model_path(model_only)
+    assert app.served_model(model_only) == best
+    assert app.served_model(model_only, tmp_path / "other.keras") == tmp_path / "other.keras"
+    monkeypatch.setenv(app.MODEL_ENV, str(tmp_path / "mine.keras"))
+    assert app.served_model(model_only) == tmp_path / "mine.keras"
+    assert app.dataset_notes(model_only) is None
+
+
+def test_the_page_is_stored_without_outputs():
+    page = nbformat.read(app.PAGE, as_version=4)
+    code = [cell for cell in page.cells if cell.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "upload_panel" in code[0].source  # the upload comes first

@@ -1,15 +1,22 @@
-"""Predicting your own audio: same answer as training, any format, onset alignment, refusals.
+"""Predicting your own audio: same answer as training, any format, onset alignment, refusals,
+and a data root that holds nothing but a model, read-only.
 
 The model is musicnn_vgg with a freshly initialised head (seeded, weights from the musicnn
-package), saved and loaded like a trained one; the notes are the tiny rendered dataset.
+package), saved and loaded like a trained one; the notes are the tiny rendered dataset. The
+model-only data root holds a tiny dense model saved the way training saves its models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-from dataclasses import asdict
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -20,6 +27,7 @@ import soundfile as sf
 
 from instclf import backbones, cli, evaluate, features, nsynth, predict, train
 from instclf.config import FAMILIES, InstclfError
+from instclf.profiles import get_profile
 
 # Largest differences measured against the note's own 16 kHz WAV (musicnn_vgg, random head,
 # 8 notes): resampled lossless 7e-4; OGG Vorbis at its best quality 0.031, MP3 at 320 kbps
@@ -222,19 +230,6 @@ def test_a_predictor_is_loaded_once_per_file(model_path, predictor):
     assert predictor.front_end == features.MUSICNN
 
 
-def test_the_best_model_is_the_default_and_loaded_once(predictor, tiny_profile, monkeypatch):
-    calls = []
-
-    def best_model(profile, progress=None):
-        calls.append(profile.name)
-        return train.TrainedModel(predictor.model, None, predictor.meta, Path("best.keras"))
-
-    monkeypatch.setattr(predict.train, "best_model", best_model)
-    monkeypatch.setattr(predict, "_PREDICTORS", {})
-    first = predict.load_predictor(profile=tiny_profile)
-    assert predict.load_predictor(profile=tiny_profile) is first and calls == ["tiny"]
-
-
 def test_a_model_for_other_classes_is_refused(predictor):
     with pytest.raises(InstclfError, match="NSynth's families"):
         predict.predictor_from(predictor.model, {**predictor.meta, "classes": ["a", "b"]})
@@ -277,3 +272,179 @@ def test_cli_all_good_exits_zero(clear_note, model_path, capsys):
 def test_cli_refuses_a_top_outside_the_families(clear_note, model_path, capsys):
     assert cli.main(["predict", clear_note["path"], "--model", str(model_path), "--top", "0"]) == 2
     assert "--top 0" in capsys.readouterr().err
+
+
+# --- a data root that holds only a model ----------------------------------------------------
+
+UNPRIVILEGED = (("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
+                ("runuser", "-u", "nobody", "--"))
+
+
+def save_tiny_model(path: Path, best_val_loss: float = 2.0) -> Path:
+    """A dense model on musicnn features, saved as training saves one (description inside)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(features.MUSICNN.shape), keras.layers.Flatten(),
+                              keras.layers.Dense(len(FAMILIES), activation="softmax")])
+    train.save_model(model, {"backbone": "tiny_dense", "weights": None, "classes": list(FAMILIES),
+                             "front_end": asdict(features.MUSICNN), "profile": "smoke",
+                             "stages_completed": 1, "best_val_loss": best_val_loss}, path)
+    return path
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under ``root`` (itself included) with its mode, size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_mode, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in (root, *sorted(root.rglob("*")))}
+
+
+@contextlib.contextmanager
+def read_only(root: Path):
+    """No write bits under ``root`` while inside (they come back on leaving)."""
+    paths = [root, *root.rglob("*")]
+    for path in paths:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        yield
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.fixture(scope="module")
+def shared_dir():
+    """A temporary folder any user can read (pytest's own is private to its user)."""
+    folder = Path(tempfile.mkdtemp(prefix="instclf-model-only-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def model_only_root(shared_dir) -> Path:
+    """``<root>/models/smoke/<run>/stages1.keras`` (+ its JSON), and nothing else."""
+    root = shared_dir / "data"
+    run = root / "models" / "smoke" / "tiny_dense-0123456789"
+    run.mkdir(parents=True)
+    save_tiny_model(run / "stages1.keras")
+    for path in (root, *root.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+@pytest.fixture(scope="module")
+def note_wav(shared_dir) -> Path:
+    """A decaying 220 Hz tone with harmonics, 2 s at 44.1 kHz: a recording, not a dataset note."""
+    t = np.arange(2 * 44_100) / 44_100
+    y = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 6)) * np.exp(-2 * t)
+    path = shared_dir / "my note.wav"
+    sf.write(path, (0.5 * y / np.abs(y).max()).astype(np.float32), 44_100)
+    path.chmod(0o644)
+    return path
+
+
+@pytest.fixture
+def use_root(monkeypatch):
+    """Point INSTCLF_DATA_DIR at a root, on the smoke profile, with no model loaded yet."""
+    monkeypatch.setattr(predict, "_PREDICTORS", {})
+    monkeypatch.setenv("INSTCLF_PROFILE", "smoke")
+    return lambda root: monkeypatch.setenv("INSTCLF_DATA_DIR", str(root))
+
+
+def _expected_family(model: Path, wav: Path) -> str:
+    """The top family, from a predictor made here (not cached: the command loads its own)."""
+    predictor = predict.predictor_from(*train.load_model(model), model)
+    return predict.top_families(predict.predict_audio(wav, predictor), 1)[0][0]
+
+
+def test_predict_on_a_read_only_root_that_holds_only_a_model(model_only_root, note_wav, use_root,
+                                                              capsys):
+    model = train.best_model_path(replace(get_profile("smoke"), data_dir=model_only_root))
+    expected = _expected_family(model, note_wav)
+    use_root(model_only_root)
+    with read_only(model_only_root):
+        before = snapshot(model_only_root)
+        status = cli.main(["predict", str(note_wav), "--json"])
+        out, err = capsys.readouterr()
+        assert snapshot(model_only_root) == before
+    assert status == 0, err
+    (result,) = json.loads(out)
+    assert result["file"] == str(note_wav) and result["top"][0][0] == expected
+
+
+def _unprivileged_prefix() -> tuple[str, ...] | None:
+    if os.geteuid() != 0:
+        return ()  # permission bits already apply to this user
+    return next((tool for tool in UNPRIVILEGED if shutil.which(tool[0])), None)
+
+
+def test_an_unprivileged_user_predicts_from_the_read_only_root(model_only_root, note_wav,
+                                                                shared_dir):
+    prefix = _unprivileged_prefix()
+    if prefix is None:
+        pytest.skip(f"running as root and none of {', '.join(t[0] for t in UNPRIVILEGED)} "
+                    "found to run as another user: permission bits stop no write of root's")
+    model = sorted(model_only_root.rglob("*.keras"))[0]
+    expected = _expected_family(model, note_wav)
+    home = shared_dir / "home"  # the user's own (numba, under librosa, caches there)
+    home.mkdir(exist_ok=True)
+    home.chmod(0o777)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+           "INSTCLF_DATA_DIR": str(model_only_root), "INSTCLF_PROFILE": "smoke",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with read_only(model_only_root):
+        before = snapshot(model_only_root)
+        result = subprocess.run([*prefix, sys.executable, "-m", "instclf.cli", "predict",
+                                 str(note_wav), "--json"], capture_output=True, text=True,
+                                env=env, cwd=shared_dir, timeout=300)
+        assert snapshot(model_only_root) == before
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (answer,) = json.loads(result.stdout)
+    assert answer["top"][0][0] == expected
+
+
+def test_a_model_whose_json_beside_it_was_deleted_still_predicts(tmp_path, note_wav, use_root,
+                                                                 capsys):
+    path = save_tiny_model(tmp_path / "model.keras")
+    expected = _expected_family(path, note_wav)
+    path.with_suffix(".json").unlink()
+    use_root(tmp_path / "no data here")
+    assert cli.main(["predict", str(note_wav), "--model", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[0] == expected
+    assert predict.load_predictor(path).meta["backbone"] == "tiny_dense"
+    assert not (tmp_path / "no data here").exists()
+
+
+@pytest.mark.parametrize("holds", ["nothing", "an unfinished run"])
+def test_no_trained_model_is_one_line_with_the_fix(holds, tmp_path, note_wav, use_root, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    if holds == "an unfinished run":  # stopped before its model file was written
+        run = root / "models" / "smoke" / "musicnn_vgg_msd_whole-0123456789"
+        run.mkdir(parents=True)
+        (run / "state.json").write_text('{"completed_stages": 1}')
+    use_root(root)
+    before = snapshot(root)
+    assert cli.main(["predict", str(note_wav)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("instclf: error: profile smoke has no trained model in "
+                          f"{root / 'models' / 'smoke'}")
+    for fix in ("instclf train", "make reproduce", "--model PATH"):
+        assert fix in err
+    assert snapshot(root) == before
+
+
+def test_evaluate_reads_only_the_model_and_the_folder(model_only_root, tiny_dataset, tmp_path,
+                                                      use_root, capsys):
+    model = sorted(model_only_root.rglob("*.keras"))[0]
+    folder = nsynth.split_folder(tiny_dataset[0], "valid")
+    use_root(model_only_root)
+    out = tmp_path / "predictions.csv"
+    with read_only(model_only_root), read_only(tiny_dataset[0]):
+        before = snapshot(model_only_root), snapshot(tiny_dataset[0])
+        status = cli.main(["evaluate", "--model", str(model), "--data", str(folder), "--out",
+                           str(out), "--quiet"])
+        assert (snapshot(model_only_root), snapshot(tiny_dataset[0])) == before
+    assert status == 0, capsys.readouterr().err
+    assert len(evaluate.read_predictions(out)) == len(nsynth.read_split(folder))

@@ -34,8 +34,8 @@ class Folder(Source):
     def splits(self, data_dir: Path) -> tuple[str, ...]:
         if self._single(data_dir):
             return (SINGLE_SPLIT,)
-        root = self.root(data_dir)
-        return tuple(s for s in SPLITS if (nsynth.split_folder(root, s) / "examples.json").is_file())
+        root = self.root(data_dir)  # a split folder without examples.json is read, and refused
+        return tuple(s for s in SPLITS if nsynth.split_folder(root, s).is_dir())
 
     def read(self, data_dir: Path, progress: bool = True, ensure: bool = True):
         if self._single(data_dir):
