@@ -1,9 +1,10 @@
 """The results file and the README's results table generated from it (notebook 05, make reproduce).
 
-The results file (``figures/results.json`` on the default profile) holds, per trained model,
-accuracy on seen and unseen instruments with its confidence interval, balanced accuracy and
-training time, plus the leave-one-soundfont-out figures. The README's table is rewritten from
-it between two markers, so no result is ever typed by hand.
+The results file (``figures/results.json`` on the default profile) holds, per experiment of
+:mod:`instclf.experiments` (keyed by its name), accuracy on seen and unseen instruments with
+its confidence interval, balanced accuracy and training time, plus the leave-one-soundfont-out
+figures. The README's table is rewritten from it between two markers, so no result is ever
+typed by hand; the runs' labels and the comparisons the findings make come from the registry.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import evaluate, storage
-from .config import InstclfError, Profile
+from . import evaluate, experiments, storage
+from .config import InstclfError
+from .profiles import Profile
 
 
 
@@ -60,7 +62,7 @@ def results_table(results: dict) -> pd.DataFrame:
     for name, entry in models:
         unseen, seen = entry["unseen"], entry["seen"]
         rows.append({
-            "model": name, "stages": entry["stages"],
+            "model": experiments.label(name), "stages": entry["stages"],
             "unseen instruments": _with_interval(unseen),
             "unseen, balanced": f"{unseen['balanced_accuracy']:.1%}",
             "seen instruments": _with_interval(seen),
@@ -80,37 +82,38 @@ def _points(a: float, b: float) -> str:
 
 
 def findings(results: dict) -> list[str]:
-    """The results file's headline comparisons as sentences (the README's list under the table)."""
+    """The results file's headline comparisons as sentences (the README's list under the table).
+
+    The comparisons are the registry's (:data:`instclf.experiments.BASELINE`, and each
+    experiment's ``compared_with`` and ``change``), for the runs the file holds.
+    """
     models = results["models"]
     unseen = {name: entry["unseen"]["accuracy"] for name, entry in models.items()}
-    best = results["best_model"]
+    best, baseline, label = results["best_model"], experiments.BASELINE, experiments.label
     lines = []
-    if "scratch_cnn" in unseen:
-        lines.append(f"Transfer against training from scratch, unseen instruments: {best} "
-                     f"{unseen[best]:.1%}, scratch_cnn {unseen['scratch_cnn']:.1%} "
-                     f"({_points(unseen[best], unseen['scratch_cnn'])}).")
+    if baseline in unseen:
+        lines.append(f"Transfer against training from scratch, unseen instruments: {label(best)} "
+                     f"{unseen[best]:.1%}, {label(baseline)} {unseen[baseline]:.1%} "
+                     f"({_points(unseen[best], unseen[baseline])}).")
     equal = results.get("equal_wall_time")
     if equal:
-        parts = [f"{name} {value:.1%}" if value is not None else f"{name}: no epoch finished"
+        parts = [f"{label(name)} {value:.1%}" if value is not None
+                 else f"{label(name)}: no epoch finished"
                  for name, value in equal["val_accuracy_at_scratch_seconds"].items()]
         lines.append(f"At equal wall time: validation accuracy (held-out instruments) each model "
-                     f"would have kept at scratch_cnn's {equal['scratch_seconds']:.0f} s, "
-                     f"against scratch_cnn's final {equal['scratch_val_accuracy']:.1%}: "
+                     f"would have kept at {label(baseline)}'s {equal['scratch_seconds']:.0f} s, "
+                     f"against {label(baseline)}'s final {equal['scratch_val_accuracy']:.1%}: "
                      + "; ".join(parts) + ". Times include the one-time pass through the "
                      "frozen blocks, and vary with the machine's load.")
-    pairs = [("musicnn_vgg_msd_whole", "musicnn_vgg_msd", "the whole 4 s note instead of the first 3 s"),
-             ("musicnn_vgg_msd", "musicnn_vgg", "the MSD checkpoint instead of MTT"),
-             ("musicnn_vgg_msd + per-clip normalisation", "musicnn_vgg_msd", "per-clip input normalisation"),
-             ("musicnn_vgg_msd + augmentation", "musicnn_vgg_msd", "augmentation (one copy)"),
-             ("musicnn_vgg", "musicnn_vgg (head only)", "unfreezing the top blocks after the head")]
-    effects = [f"{what} {_points(unseen[a], unseen[b])}" for a, b, what in pairs
-               if a in unseen and b in unseen]
+    effects = [f"{e.change} {_points(unseen[e.name], unseen[e.compared_with])}"
+               for e in experiments.EXPERIMENTS.values()
+               if e.compared_with and e.name in unseen and e.compared_with in unseen]
     if effects:
         lines.append("Effect on unseen-instrument accuracy of " + "; ".join(effects) + ".")
     gap = models[best]["seen"]["accuracy"] - unseen[best]
-    lines.append(f"Seen against unseen instruments ({best}): {models[best]['seen']['accuracy']:.1%} "
-                 f"against {unseen[best]:.1%}, a gap of {100 * gap:.1f} points (the study: 92% "
-                 "and 72%).")
+    lines.append(f"Seen against unseen instruments ({label(best)}): "
+                 f"{models[best]['seen']['accuracy']:.1%} against {unseen[best]:.1%}, a gap of "
+                 f"{100 * gap:.1f} points (the study: 92% and 72%).")
     sources = results.get("unseen_sources")
     if sources:
         worst = min(sources["per_soundfont"], key=lambda row: row["accuracy"])
@@ -123,7 +126,7 @@ def findings(results: dict) -> list[str]:
                      f"hardest source: {worst['soundfont']} ({worst['accuracy']:.1%}).")
     calibration = results.get("calibration")
     if calibration and "mean_confidence" in calibration:
-        lines.append(f"Calibration ({calibration['model']}, {calibration['split']}): mean "
+        lines.append(f"Calibration ({label(calibration['model'])}, {calibration['split']}): mean "
                      f"confidence {calibration['mean_confidence']:.1%} for an accuracy of "
                      f"{calibration['accuracy']:.1%}; expected calibration error "
                      f"{calibration['ece']:.3f}.")

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from instclf import evaluate
-from instclf.config import FAMILIES, Profile
+from instclf.config import FAMILIES
+from instclf.profiles import Profile
 
-PROFILE = Profile(name="t", soundfonts=(), instruments_per_family=None, notes_per_instrument=None)
+PROFILE = Profile(name="t", sources=())
 
 
 def _table(rows):
@@ -194,3 +195,36 @@ def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch,
     assert per_source.notes.tolist() == [24, 24, 24] and len(tables) == 72
     assert set(tables.soundfont) == {"A", "B", "C"}
     assert (per_source.accuracy == 1).all()
+
+
+def _instruments_table(right_per_instrument, notes=4):
+    """Four notes of each instrument, the first ``right`` of them predicted right."""
+    return _table([(f"inst{i}", "bass", "bass" if k < right else "guitar", 0.8)
+                   for i, right in enumerate(right_per_instrument) for k in range(notes)])
+
+
+def test_paired_bootstrap_of_a_table_against_itself_is_zero():
+    table = _instruments_table([1, 2, 3, 4, 0, 2])
+    assert evaluate.paired_bootstrap(table, table) == (0.0, (0.0, 0.0))
+
+
+def test_paired_bootstrap_better_on_every_instrument_lies_above_zero():
+    plain = _instruments_table([1, 2, 3, 0, 1, 2, 0, 3])
+    better = _instruments_table([2, 3, 4, 1, 2, 3, 1, 4])  # one more note right everywhere
+    difference, (low, high) = evaluate.paired_bootstrap(plain, better)
+    assert difference == pytest.approx(0.25) and low == pytest.approx(0.25) == high
+    # unpaired, the two accuracies' own intervals overlap: pairing is what separates them
+    assert evaluate.bootstrap_accuracy(better)[0] < evaluate.bootstrap_accuracy(plain)[1]
+
+
+def test_paired_bootstrap_interval_straddles_zero_when_gains_and_losses_mix():
+    plain = _instruments_table([2, 2, 2, 2, 2, 2, 2, 2])
+    mixed = _instruments_table([4, 0, 3, 1, 4, 0, 3, 1])  # as many notes gained as lost
+    difference, (low, high) = evaluate.paired_bootstrap(plain, mixed, seed=1)
+    assert difference == 0 and low < 0 < high
+    assert evaluate.paired_bootstrap(mixed, plain, seed=1)[1] == pytest.approx((-high, -low))
+
+
+def test_paired_bootstrap_refuses_tables_of_different_notes():
+    with pytest.raises(ValueError, match="same notes"):
+        evaluate.paired_bootstrap(_instruments_table([1, 2]), _instruments_table([1, 2, 3]))

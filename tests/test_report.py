@@ -28,6 +28,8 @@ def results():
                         "seen": _summary(0.78, 0.7, 0.85), "unseen": _summary(0.716, 0.6, 0.8)},
         "musicnn_vgg": {"stages": 3, "training_seconds": 270.0,
                         "seen": _summary(0.878, 0.8, 0.9), "unseen": _summary(0.772, 0.7, 0.83)},
+        "musicnn_vgg_head": {"stages": 1, "training_seconds": 60.0, "stage_seconds": [5.0],
+                             "seen": _summary(0.5, 0.4, 0.6), "unseen": _summary(0.466, 0.4, 0.5)},
     }
     return {"profile": "default", "models": models, "best_model": "musicnn_vgg",
             "dataset": {"notes": 11700, "instruments": 585, "by_family": {
@@ -46,10 +48,10 @@ def results():
 
 def test_table_is_sorted_by_unseen_accuracy_with_intervals(results):
     table = report.results_table(results)
-    assert table.model.tolist() == ["musicnn_vgg", "scratch_cnn"]
+    assert table.model.tolist() == ["musicnn_vgg", "scratch_cnn", "musicnn_vgg (head only)"]
     assert table["unseen instruments"][0] == "77.2% (70.0%–83.0%)"
-    assert table["training (s)"].tolist() == ["270", "100"]
-    assert table["per stage (s)"].tolist() == ["", "100"]
+    assert table["training (s)"].tolist() == ["270", "100", "60"]
+    assert table["per stage (s)"].tolist() == ["", "100", "5"]
 
 
 def _block(name, content=""):
@@ -74,6 +76,17 @@ def test_findings_are_computed_from_the_results(results):
     assert lines[0].endswith("musicnn_vgg 77.2%, scratch_cnn 71.6% (+5.6 points).")
     assert "scratch_cnn's 103 s, against scratch_cnn's final 71.4%: musicnn_vgg: no epoch finished" in lines[1]
     assert any("87.8% against 77.2%, a gap of 10.6 points" in line for line in lines)
+
+
+def test_findings_take_labels_and_comparisons_from_the_registry(results):
+    results["equal_wall_time"]["val_accuracy_at_scratch_seconds"]["musicnn_vgg_head"] = 0.482
+    lines = report.findings(results)
+    assert "; musicnn_vgg (head only) 48.2%." in lines[1]
+    # musicnn_vgg is compared with musicnn_vgg_head; musicnn_vgg_msd and the rest are absent
+    assert lines[2] == ("Effect on unseen-instrument accuracy of unfreezing the top blocks "
+                        "after the head +30.6 points.")
+    del results["models"]["musicnn_vgg_head"]
+    assert not any(line.startswith("Effect") for line in report.findings(results))
 
 
 def test_dataset_table_totals(results):

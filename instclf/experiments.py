@@ -1,0 +1,166 @@
+"""Every training run of notebooks 03 to 05, by name: the one registry of experiments.
+
+An experiment is a backbone trained under one recipe (blocks unfrozen, augmentation, sound
+sources). Notebooks 03 to 05 train and show these runs, notebook 05 writes their results
+under these names, the README's results table and findings take their labels and
+comparisons from here, and ``instclf train NAME`` trains any one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from .augment import Augmentation
+from .config import InstclfError
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+
+# what an experiment varies, in the order the notebooks take them up
+ASPECTS = ("schedule", "backbone", "checkpoint", "clip", "normalisation", "augmentation",
+           "sources")
+
+
+def _vgg19_weights():
+    from . import backbones
+
+    return backbones.vgg19_weights_path()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run: what it trains, how, and what it is compared against.
+
+    ``max_unfrozen_blocks``: None for the profile's. ``sources``: None for every source of
+    the profile, else the sound sources (soundfonts or lineages) it trains on.
+    ``compared_with`` names the experiment it differs from by ``change`` (the README's
+    "Effect of ..." finding). ``requires`` raises :class:`InstclfError` when something the
+    run needs, which the project never downloads, is absent.
+    """
+
+    name: str
+    label: str  # shown in tables and figures
+    backbone: str
+    description: str  # one line: what it varies
+    varies: str  # one of ASPECTS
+    notebook: str  # the notebook that introduces it
+    max_unfrozen_blocks: int | None = None
+    augmentation: Augmentation | None = None
+    sources: tuple[str, ...] | None = None
+    compared_with: str | None = None
+    change: str = ""
+    requires: Callable[[], object] | None = None
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("musicnn_vgg_head", "musicnn_vgg (head only)", "musicnn_vgg",
+               "the head alone on the frozen musicnn tagger (MTT checkpoint)", "schedule", "03",
+               max_unfrozen_blocks=0),
+    Experiment("musicnn_vgg", "musicnn_vgg", "musicnn_vgg",
+               "the head, then the top blocks unfrozen one by one", "schedule", "04",
+               compared_with="musicnn_vgg_head",
+               change="unfreezing the top blocks after the head"),
+    Experiment("scratch_cnn", "scratch_cnn", "scratch_cnn",
+               "a small CNN trained from random weights: the baseline", "backbone", "04"),
+    Experiment("musicnn_vgg_msd", "musicnn_vgg_msd", "musicnn_vgg_msd",
+               "musicnn's Million Song Dataset checkpoint instead of MagnaTagATune",
+               "checkpoint", "04", compared_with="musicnn_vgg",
+               change="the MSD checkpoint instead of MTT"),
+    Experiment("musicnn_vgg_msd_whole", "musicnn_vgg_msd_whole", "musicnn_vgg_msd_whole",
+               "the MSD checkpoint shown the whole 4 s note instead of the first 3 s", "clip",
+               "04", compared_with="musicnn_vgg_msd",
+               change="the whole 4 s note instead of the first 3 s"),
+    Experiment("vgg19", "vgg19", "vgg19",
+               "the study's ImageNet VGG19 on its spectrogram images (weights by hand)",
+               "backbone", "04", compared_with="musicnn_vgg",
+               change="the study's ImageNet VGG19 instead of musicnn's VGG",
+               requires=_vgg19_weights),
+    Experiment("musicnn_vgg_msd_clipnorm", "musicnn_vgg_msd + per-clip normalisation",
+               "musicnn_vgg_msd_clipnorm",
+               "each clip standardised at the input of the MSD checkpoint", "normalisation",
+               "04", compared_with="musicnn_vgg_msd", change="per-clip input normalisation"),
+    Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",
+               "one augmented copy of every fitted note (gain, equaliser, shift, masks)",
+               "augmentation", "04", augmentation=Augmentation(copies=1),
+               compared_with="musicnn_vgg_msd", change="augmentation (one copy)"),
+)}
+
+BASELINE = "scratch_cnn"  # the run every transfer result is held against
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name`` (``instclf train NAME``, notebooks 03 to 05)."""
+    if name not in EXPERIMENTS:
+        raise InstclfError(f"unknown experiment {name!r}; use one of {', '.join(EXPERIMENTS)} "
+                           "(instclf train --list)")
+    return EXPERIMENTS[name]
+
+
+def label(name: str) -> str:
+    """The label of a run in tables and figures: the registry's, else the name itself."""
+    return EXPERIMENTS[name].label if name in EXPERIMENTS else name
+
+
+def introduced_in(notebook: str, *varies: str) -> list[Experiment]:
+    """The experiments a notebook introduces (optionally only those varying ``varies``)."""
+    return [e for e in EXPERIMENTS.values()
+            if e.notebook == notebook and (not varies or e.varies in varies)]
+
+
+def unavailable_reason(experiment: Experiment) -> str | None:
+    """Why the experiment cannot run on this machine (a missing weights file), or None."""
+    if experiment.requires is None:
+        return None
+    try:
+        experiment.requires()
+    except InstclfError as missing:
+        return str(missing)
+    return None
+
+
+def available(experiment: Experiment) -> bool:
+    """Whether everything the experiment needs is present (notebooks skip it otherwise)."""
+    return unavailable_reason(experiment) is None
+
+
+def ensure_available(experiment: Experiment) -> None:
+    """Fail with :func:`unavailable_reason` before any work (``instclf train``)."""
+    reason = unavailable_reason(experiment)
+    if reason:
+        raise InstclfError(f"experiment {experiment.name} cannot run: {reason}")
+
+
+def training_data(profile: Profile, experiment: Experiment, cache: dict | None = None,
+                  progress: bool = True) -> dict:
+    """The profile's ``fit``/``seen``/``valid``/``test`` data through the experiment's front
+    end (and only its sources, if it names some); ``cache`` (a dict) shares it between
+    experiments of one front end and sources (notebooks 04, 05, ``instclf train``).
+    """
+    from . import backbones, train
+
+    front_end = backbones.get_backbone(experiment.backbone).front_end
+    key = (front_end.key, experiment.sources)
+    if cache is not None and key in cache:
+        return cache[key]
+    data = train.training_data(profile, front_end, progress=progress, sources=experiment.sources)
+    if cache is not None:
+        cache[key] = data
+    return data
+
+
+def train_experiment(profile: Profile, name: str, progress=None, data: dict | None = None):
+    """The experiment's model on the profile (a :class:`instclf.train.TrainedModel`), trained
+    or resumed as needed, else loaded from disk (``instclf train``, notebooks 03 to 05).
+
+    ``data``: the plain data of :func:`training_data`, computed when not given.
+    """
+    from . import train
+
+    experiment = get_experiment(name)
+    ensure_available(experiment)
+    if data is None:
+        data = training_data(profile, experiment, progress=progress is not None)
+    return train.trained_model(profile, experiment.backbone, experiment.max_unfrozen_blocks,
+                               data=data, progress=progress,
+                               augmentation=experiment.augmentation)
