@@ -45,8 +45,11 @@ def row(measurement: str, figure: float | None, unit: str, alternative: str,
             "note": note}
 
 
+MEMORY_UNITS = ("MB", "GB")  # a ratio of these says "less memory", not "faster"
+
+
 def _base(value: float, unit: str) -> float:
-    return value / 1000 if unit == "ms" else value
+    return {"ms": value / 1000, "GB": value * 1024}.get(unit, value)
 
 
 def not_measured(measurement: str, unit: str, alternative: str, source: str,
@@ -90,6 +93,31 @@ def training_rows(result: dict) -> list[dict]:
             for r in result["rows"] if "cached_samples_per_second" in r]
 
 
+def streaming_rows(result: dict) -> list[dict]:
+    streamed, in_ram, rows = result["streamed"], result["in_ram"], result["rows"]
+    stage = f"training {result['backbone']} (stage 1)"
+    on = f"first {rows:,} notes of {result['inputs']}"
+    alternative = "activations in RAM, fit on arrays (before streaming)"
+    out = [row(f"{stage} streamed from on-disk caches: peak RAM beyond the model", streamed[
+                   "data_mb"], "MB", alternative, in_ram["data_mb"], source="streaming.json",
+               note=f"{on}; anonymous RSS of a child process per path, mostly TensorFlow's "
+                    f"tensors for a batch; numpy arrays held for training: "
+                    f"{streamed['numpy_held_mb']:g} MB streamed, {in_ram['numpy_held_mb']:g} MB "
+                    "in RAM (tracemalloc)"),
+           row(f"{stage} streamed from on-disk caches", streamed["epoch_samples_per_second"],
+               "samples/s", alternative, in_ram["epoch_samples_per_second"],
+               source="streaming.json", note=f"{on}; fastest of 5 epochs")]
+    for name in ("full", "nsynth"):
+        estimate = result["estimates"][name]
+        out.append(row(f"{stage}, {name} profile: RAM needed, streamed", estimate[
+                           "streamed_gb"], "GB", "activations in RAM", estimate["in_ram_gb"],
+                       source="streaming.json",
+                       note=f"arithmetic from layer shapes, {estimate['notes']:,} fitted and "
+                            f"validation notes; streamed needs "
+                            f"{estimate['disk_stage1_gb']:g} GB of disk instead"))
+    return out
+
+
 def predict_rows(result: dict) -> list[dict]:
     ms, ratios = result["musicnn_vgg_ms"], result.get("ratios", {})
     warm = "prediction of a 4 s WAV, warm (predict_audio, model loaded once)"
@@ -123,6 +151,8 @@ READERS = {  # benchmark name -> (reader, what is missing, unit, alternative)
     "features": (features_rows, "features", "clips/s", "per-file librosa loop"),
     "training": (training_rows, "training on cached activations", "samples/s", "plain"),
     "predict": (predict_rows, "prediction, warm", "ms", "model.predict"),
+    "streaming": (streaming_rows, "training streamed from on-disk caches", "MB",
+                  "activations in RAM"),
 }
 
 
@@ -169,10 +199,12 @@ def _number(value: float | None, unit: str) -> str:
     return f"{text} {unit}"
 
 
-def _speedup(ratio: float | None) -> str:
+def _speedup(ratio: float | None, unit: str = "") -> str:
     if not ratio:
         return "—"
-    return f"{ratio:.3g}× faster" if ratio >= 1 else f"{1 / ratio:.3g}× slower"
+    better, worse = ("less memory", "more memory") if unit in MEMORY_UNITS else ("faster",
+                                                                                 "slower")
+    return f"{ratio:.3g}× {better}" if ratio >= 1 else f"{1 / ratio:.3g}× {worse}"
 
 
 def markdown(rows: list[dict], machine: dict | None = None) -> str:
@@ -184,13 +216,13 @@ def markdown(rows: list[dict], machine: dict | None = None) -> str:
         lines.append(f"| {measurement} | {_number(r['figure'], r['unit'])} | "
                      f"{r['alternative']} | "
                      f"{_number(r['alternative_figure'], r['alternative_unit'])} | "
-                     f"{_speedup(r['ratio'])} |")
+                     f"{_speedup(r['ratio'], r['unit'])} |")
     machine = machine or {}
     where = " ".join(filter(None, [f"{machine['cpu_count']} CPU cores" if "cpu_count" in machine
                                    else "", f"({machine['machine']})" if "machine" in machine
                                    else ""]))
     lines += ["", "Ratio: the figure against the alternative measured in the same run (faster "
-              "or slower)" + (f"; measured on {where}." if where else ".")]
+              "or slower; less or more memory)" + (f"; measured on {where}." if where else ".")]
     return "\n".join(lines) + "\n"
 
 

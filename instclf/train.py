@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import augment, backbones, features, storage, subsets
 from .activations import (Batches, activations, cached_activations,  # noqa: F401 (re-exported)
-                          chain, output_shape, predict_in_chunks)
+                          chain, output_shape, predict_in_chunks, profile_cache_dir)
 from .config import FAMILIES, InstclfError
 from .profiles import Profile
 
@@ -444,7 +444,8 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     keras.utils.set_random_seed(schedule.seed)
     with (strategy or distribution_strategy()).scope():
         model = backbones.build_classifier(backbone)
-        state, history = staged_training(model, backbone, data, schedule, run_dir, progress)
+        state, history = staged_training(model, backbone, data, schedule, run_dir, progress,
+                                         cache_dir=profile_cache_dir(profile))
     set_trainable(model, 0, keep_batchnorm_frozen=False)
     meta = {
         "backbone": backbone.name, "weights": backbone.weights, "classes": list(FAMILIES),

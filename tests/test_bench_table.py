@@ -35,6 +35,16 @@ RESULTS = {
         "ratios": {"with_model_predict_vs_predict_audio": 9.0,
                    "with_direct_call_vs_predict_audio": 3.0,
                    "load_per_call_vs_predict_audio": 27.0}},
+    "streaming.json": {"benchmark": "streaming", "backbone": "musicnn_vgg_msd", "rows": 1024,
+                       "inputs": "random features",
+                       "streamed": {"data_mb": 500.0, "epoch_samples_per_second": 900.0,
+                                    "numpy_held_mb": 0.1},
+                       "in_ram": {"data_mb": 700.0, "epoch_samples_per_second": 1000.0,
+                                  "numpy_held_mb": 171.0},
+                       "estimates": {name: {"notes": notes, "streamed_gb": 0.5,
+                                            "in_ram_gb": gb, "disk_stage1_gb": gb - 0.5}
+                                     for name, notes, gb in (("full", 191880, 20.5),
+                                                             ("nsynth", 56678, 9.5))}},
 }
 
 
@@ -49,7 +59,8 @@ def results_dir(tmp_path):
 
 def test_every_line_has_a_figure_an_alternative_and_a_ratio(results_dir):
     rows = table.bench_rows(results_dir)
-    assert len(rows) == 1 + 3 + 1 + 4 + 1  # render, features, training, predict, reproduce
+    assert len(rows) == 1 + 3 + 1 + 4 + 4 + 1  # render, features, training, predict,
+    # streaming, reproduce
     for row in rows:
         assert row["figure"] > 0 and row["unit"], row
         assert row["alternative"] and row["alternative_figure"] > 0, row
@@ -78,12 +89,24 @@ def test_markdown_has_one_line_per_row_and_says_faster_or_slower(results_dir):
     assert "| 1.5× faster |" in text and "500× slower" in text and "2 CPU cores" in text
 
 
+def test_memory_rows_say_less_or_more_memory(results_dir):
+    rows = [r for r in table.bench_rows(results_dir) if r["source"] == "streaming.json"]
+    memory = {r["measurement"]: r for r in rows if r["unit"] in ("MB", "GB")}
+    assert len(memory) == 3
+    assert [r["ratio"] for r in memory.values()] == pytest.approx([1.4, 41, 19])
+    text = table.markdown(rows)
+    assert "| 1.4× less memory |" in text and "41× less memory" in text
+    speed = next(r for r in rows if r["unit"] == "samples/s")
+    assert speed["ratio"] == 0.9 and "1.11× slower" in text
+
+
 def test_missing_files_give_not_measured_lines(tmp_path):
     (tmp_path / "render.json").write_text(json.dumps(RESULTS["render.json"]))
     rows = table.bench_rows(tmp_path)
     missing = [r for r in rows if r["note"].startswith("not measured")]
     assert {r["source"] for r in missing} == {"features.json", "training.json",
-                                              "predict.json", "reproduce.json"}
+                                              "predict.json", "streaming.json",
+                                              "reproduce.json"}
     assert all(r["figure"] is None and r["ratio"] is None for r in missing)
     assert "bench_predict.py" in next(r["note"] for r in missing if r["source"] == "predict.json")
     assert table.markdown(rows).count("not measured") >= 2 * len(missing)
