@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.instclf-installed
 SYSTEM_PACKAGES := python3-venv fluidsynth libsndfile1 fluid-soundfont-gm \
 	musescore-general-soundfont-lossless timgm6mb-soundfont csound-soundfont opl3-soundfont \
+	libcsound64-6.0 \
 	chromium fonts-liberation  # headless browser of tests/test_app.py and the page screenshot
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 REPORTS := reports

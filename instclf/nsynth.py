@@ -68,8 +68,9 @@ def _read_examples(folder: Path) -> dict:
 def read_split(folder: Path) -> pd.DataFrame:
     """The note table of one NSynth-format folder, one row per note, sorted by note name.
 
-    Columns: :data:`COLUMNS`, plus ``soundfont``, ``bank``, ``program`` and ``preset_name``
-    when the folder has an ``instruments.json`` (the embedded dataset does).
+    Columns: :data:`COLUMNS`, plus those of ``soundfont``, ``bank``, ``program`` and
+    ``preset_name`` that the folder's ``instruments.json`` holds (the soundfont render's has
+    all four; other rendered sources some).
     """
     folder = Path(folder)
     examples = _read_examples(folder)
@@ -93,8 +94,8 @@ def read_split(folder: Path) -> pd.DataFrame:
     instruments = folder / "instruments.json"
     if instruments.is_file():
         info = pd.DataFrame.from_dict(json.loads(instruments.read_text()), orient="index")
-        extra = info[["soundfont", "bank", "program", "preset_name"]]
-        table = table.join(extra, on="instrument_str")
+        extra = info[[c for c in ("soundfont", "bank", "program", "preset_name") if c in info]]
+        table = table.join(extra, on="instrument_str")  # what a source's engine recorded
     return table.sort_values("note_str", ignore_index=True)
 
 

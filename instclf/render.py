@@ -5,6 +5,10 @@ for 1 s, 16 kHz mono, each note normalised to near full scale. We do the same ov
 General MIDI soundfonts Debian packages. Each note is rendered at 48 kHz from a silent synth
 with reverb and chorus off (nothing of one note reaches the next), resampled to 16 kHz,
 peak-normalised to a level between 0.6 and 0.99 of full scale, and written atomically.
+
+The writing half (:func:`render_notes`, :func:`render_planned`) is engine-independent:
+other rendered sources (:mod:`instclf.sources.faust`) plan their own instruments and play
+their own notes through it.
 """
 
 from __future__ import annotations
@@ -263,6 +267,8 @@ def target_peak(name: str) -> float:
 
 def finish_note(y48: np.ndarray, name: str) -> tuple[np.ndarray | None, str]:
     """48 kHz float render -> 16 kHz int16 note, or None with the reason it was rejected."""
+    if not np.isfinite(y48).all():
+        return None, "not finite"  # an unstable model (never FluidSynth)
     peak = float(np.abs(y48).max())
     if peak < SILENT_PEAK:
         return None, "silent"
@@ -291,7 +297,17 @@ def _existing_wav(root: Path, name: str) -> Path | None:
 
 
 def render_instrument(inst: dict, root: Path) -> dict:
-    """Render one instrument's notes that are not on disk yet; count what happened."""
+    """Render one soundfont instrument's notes that are not on disk yet; count what happened."""
+    return render_notes(inst, root, lambda pitch, velocity: _synth_for(inst["soundfont"])
+                        .play_note(inst["bank"], inst["program"], pitch, velocity))
+
+
+def render_notes(inst: dict, root: Path, play) -> dict:
+    """Render an instrument's notes that are not on disk yet with ``play(pitch, velocity)``
+    (a 48 kHz float note), write them into their splits; count what happened.
+
+    The engine-independent half of every rendered source (the soundfonts', Faust's).
+    """
     counts, kept, rendered = Counter(), [], {}
     for pitch, velocity in inst["notes"]:
         name = note_str(inst["instrument_str"], pitch, velocity)
@@ -299,8 +315,7 @@ def render_instrument(inst: dict, root: Path) -> dict:
             counts["resumed"] += 1
             kept.append((pitch, velocity))
             continue
-        y, outcome = finish_note(_synth_for(inst["soundfont"]).play_note(
-            inst["bank"], inst["program"], pitch, velocity), name)
+        y, outcome = finish_note(play(pitch, velocity), name)
         counts[outcome] += 1
         if y is not None:
             rendered[name] = y
@@ -339,20 +354,27 @@ class RenderReport:
         return {**asdict(self), "notes_per_second": self.notes_per_second}
 
 
-def render_plan(plan: list[dict], root: Path, workers: int, progress: bool) -> list[dict]:
-    """Render every instrument of a plan, in ``workers`` processes; one result per instrument."""
+def render_plan(plan: list[dict], root: Path, workers: int, progress: bool,
+                render_one=render_instrument, isolated: bool = False) -> list[dict]:
+    """Render every instrument of a plan, in ``workers`` processes; one result per instrument.
+
+    ``render_one(inst, root)`` renders one instrument (a module-level function: workers
+    are spawned). ``isolated`` renders in spawned workers even when ``workers`` is 1: an
+    engine that must not share a process with another engine's library (Csound and Faust's
+    DawDreamer in one process abort it) never runs in the caller's process.
+    """
     bar = tqdm(total=sum(len(i["notes"]) for i in plan), unit="note", disable=not progress,
                desc=f"rendering {Path(root).name}")
     results = []
-    if workers <= 1:
+    if workers <= 1 and not isolated:
         keep_freed_memory()
         for inst in plan:
-            results.append(render_instrument(inst, root))
+            results.append(render_one(inst, root))
             bar.update(len(inst["notes"]))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+        with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn"),
                                  initializer=keep_freed_memory) as pool:
-            for inst, result in zip(plan, pool.map(render_instrument, plan, [root] * len(plan))):
+            for inst, result in zip(plan, pool.map(render_one, plan, [root] * len(plan))):
                 results.append(result)
                 bar.update(len(inst["notes"]))
     bar.close()
@@ -377,17 +399,21 @@ def _examples_for(inst: dict, pitch: int, velocity: int, note_id: int) -> dict:
     }
 
 
-def _write_metadata(plan: list[dict], results: list[dict], root: Path) -> None:
-    """examples.json and instruments.json per split, matching exactly the WAVs written."""
+INSTRUMENT_KEYS = ("soundfont", "bank", "program", "preset_name", "family", "source",
+                   "instrument")  # what instruments.json holds of a soundfont instrument
+
+
+def _write_metadata(plan: list[dict], results: list[dict], root: Path,
+                    keys: tuple[str, ...] = INSTRUMENT_KEYS) -> None:
+    """examples.json and instruments.json (``keys`` of each instrument) per split, matching
+    exactly the WAVs written."""
     by_split = {split: ({}, {}) for split in SPLITS}
     note_id = 0
     for inst, result in zip(plan, results):
         for pitch, velocity, split in result["kept"]:
             entry = _examples_for(inst, pitch, velocity, note_id)
             by_split[split][0][entry["note_str"]] = entry
-            by_split[split][1][inst["instrument_str"]] = {
-                k: inst[k] for k in ("soundfont", "bank", "program", "preset_name",
-                                     "family", "source", "instrument")}
+            by_split[split][1][inst["instrument_str"]] = {k: inst[k] for k in keys}
             note_id += 1
     for split, (examples, instruments) in by_split.items():
         folder = Path(root) / f"nsynth-{split}"
@@ -413,8 +439,13 @@ def render_settings(source: SoundfontRender) -> dict:
 
 def is_rendered(source: SoundfontRender, root: Path) -> bool:
     """True when ``root`` holds a finished render of exactly this source's settings."""
+    return is_written(root, render_settings(source))
+
+
+def is_written(root: Path, settings: dict) -> bool:
+    """True when ``root`` holds a finished render stamped with exactly ``settings``."""
     stamp = Path(root) / "render.json"
-    if not stamp.is_file() or json.loads(stamp.read_text()) != render_settings(source):
+    if not stamp.is_file() or json.loads(stamp.read_text()) != settings:
         return False
     return all((nsynth.split_folder(root, s) / "examples.json").is_file() for s in SPLITS)
 
@@ -439,12 +470,31 @@ def render_dataset(source: SoundfontRender, root: Path, workers: int | None = No
     leaves other shards' temporary files alone. A final run without a shard then finds every
     WAV on disk and only writes ``examples.json``: the same bytes as an unsharded render.
     """
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise InstclfError(f"dataset folder {root} is a file; remove it or set INSTCLF_DATA_DIR")
-    workers = workers or min(2, os.cpu_count() or 1)
     start = time.perf_counter()
-    plan = plan_dataset(source)
+    check_root(root)
+    return render_planned(plan_dataset(source), render_settings(source), root, workers=workers,
+                          progress=progress, shard=shard, start=start)
+
+
+def check_root(root: Path) -> None:
+    """A clear error when a dataset root is a file."""
+    if Path(root).exists() and not Path(root).is_dir():
+        raise InstclfError(f"dataset folder {root} is a file; remove it or set INSTCLF_DATA_DIR")
+
+
+def render_planned(plan: list[dict], settings: dict, root: Path, render_one=render_instrument,
+                   keys: tuple[str, ...] = INSTRUMENT_KEYS, workers: int | None = None,
+                   progress: bool = True, shard: tuple[int, int] | None = None,
+                   start: float | None = None, isolated: bool = False) -> RenderReport:
+    """Render a plan into ``root`` and stamp it with ``settings`` (see :func:`render_dataset`).
+
+    The engine-independent half of every rendered source: ``render_one`` renders one
+    instrument, ``keys`` are what ``instruments.json`` holds of each.
+    """
+    root = Path(root)
+    check_root(root)
+    workers = workers or min(2, os.cpu_count() or 1)
+    start = time.perf_counter() if start is None else start
     (root / "render.json").unlink(missing_ok=True)  # unfinished until the end
     for split in SPLITS:
         (nsynth.split_folder(root, split) / "audio").mkdir(parents=True, exist_ok=True)
@@ -452,10 +502,10 @@ def render_dataset(source: SoundfontRender, root: Path, workers: int | None = No
     if shard is None:  # a shard cannot tell another shard's unfinished writes from debris
         storage.remove_temporaries(root)
     todo = shard_plan(plan, shard)
-    results = render_plan(todo, root, workers, progress)
+    results = render_plan(todo, root, workers, progress, render_one, isolated)
     if shard is None:
-        _write_metadata(plan, results, root)
-        storage.write_json(root / "render.json", render_settings(source))
+        _write_metadata(plan, results, root, keys)
+        storage.write_json(root / "render.json", settings)
     counts = sum((Counter(r["counts"]) for r in results), Counter())
     return RenderReport(str(root), sum(len(i["notes"]) for i in todo), dict(counts),
                         time.perf_counter() - start, workers, shard)

@@ -92,3 +92,31 @@ def test_source_splits_are_kept_and_the_cap_balances(tiny_profile, tiny_dataset)
     train = pd.concat([chosen["fit"], chosen["seen"]])
     assert (train.family.value_counts() == 2).all()
     assert (chosen["seen"].family.value_counts() == 1).all()
+
+
+def test_a_new_source_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Generated(sources.Source):
+        """What a new source module holds: notes it makes into its own folder."""
+
+        count: int = 2
+        kind = "generated"
+
+        def ensure(self, data_dir, progress=True):
+            root = self.root(data_dir)
+            for split, first, pitch in (("train", 0, 40), ("valid", 10, 40), ("test", 10, 50)):
+                folder = root / f"nsynth-{split}"
+                if not folder.is_dir():
+                    write_folder(folder, [f"bass_synthetic_{first:03d}-{pitch + k:03d}-100"
+                                          for k in range(self.count)])
+            return root
+
+    monkeypatch.setitem(sources.KINDS, "generated", f"{__name__}:Generated")
+    monkeypatch.setitem(globals(), "Generated", Generated)
+    made = sources.make_source("generated", name="gen", count=3)
+    profile = profiles.Profile(name="p", sources=(made,), data_dir=tmp_path)
+    notes = profile.notes(progress=False)
+    assert notes.groupby("split").size().to_dict() == {"test": 3, "train": 3, "valid": 3}
+    assert set(notes["lineage"]) == {"gen"} and made.settings()["kind"] == "generated"

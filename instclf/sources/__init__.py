@@ -26,6 +26,9 @@ KINDS = {
     "soundfonts": "instclf.sources.soundfonts:SoundfontRender",
     "nsynth": "instclf.sources.official:OfficialNSynth",
     "folder": "instclf.sources.folder:Folder",
+    "recorded": "instclf.sources.recorded:Recorded",
+    "csound": "instclf.sources.csound:CsoundRender",
+    "faust": "instclf.sources.faust:FaustRender",
 }
 
 
