@@ -211,10 +211,13 @@ def test_drawing_a_condition_does_not_depend_on_the_others():
     assert chain.draw(NAME, "guitar")["room"] == fewer.draw(NAME, "guitar")["room"]
 
 
-@settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**16), f0=st.floats(30, 4000), harmonics=st.integers(1, 12),
-       decay=st.floats(0, 4), level=st.floats(0.01, 1.0), family=st.sampled_from(FAMILIES),
-       share=st.floats(0, 1))
+# derandomized: the same examples on every run; subnormals left out because a library
+# loaded in the test process (TensorFlow's oneDNN) flushes them to zero
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@given(seed=st.integers(0, 2**16), f0=st.floats(30, 4000, allow_subnormal=False),
+       harmonics=st.integers(1, 12), decay=st.floats(0, 4, allow_subnormal=False),
+       level=st.floats(0.01, 1.0, allow_subnormal=False), family=st.sampled_from(FAMILIES),
+       share=st.floats(0, 1, allow_subnormal=False))
 def test_any_note_recorded_is_4_s_finite_and_at_its_level(seed, f0, harmonics, decay, level,
                                                           family, share):
     name = f"{family}_acoustic_{10000 + seed}-060-100"

@@ -29,6 +29,7 @@ soundfont render's.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -445,12 +446,23 @@ def plan_dataset(source: FaustRender) -> list[dict]:
 
 # --- rendering ------------------------------------------------------------------------------
 
+MISSING = ("the Faust source needs DawDreamer; install it with: "
+           ".venv/bin/pip install 'dawdreamer>=0.8.3,<0.10' (or make venv)")
+
+
+def _require_dawdreamer() -> None:
+    """Fail clearly when DawDreamer is missing, without importing it here: importing it in a
+    process that has loaded TensorFlow crashes that process (both carry LLVM), so only the
+    spawned render workers import it."""
+    if importlib.util.find_spec("dawdreamer") is None:
+        raise InstclfError(MISSING)
+
+
 def _dawdreamer():
     try:
         import dawdreamer
     except ImportError:
-        raise InstclfError("the Faust source needs DawDreamer; install it with: "
-                           ".venv/bin/pip install 'dawdreamer>=0.8.3,<0.10' (or make venv)")
+        raise InstclfError(MISSING)
     return dawdreamer
 
 
@@ -557,7 +569,7 @@ class FaustRender(Source):
     def render(self, data_dir: Path, workers: int | None = None, progress: bool = True,
                shard: tuple[int, int] | None = None) -> render.RenderReport:
         """Render (or resume rendering) into :meth:`root`; ``instclf data render``."""
-        _dawdreamer()
+        _require_dawdreamer()
         return render.render_planned(plan_dataset(self), self.render_settings(),
                                      self.root(data_dir), render_instrument, INSTRUMENT_KEYS,
                                      workers=workers, progress=progress, shard=shard,
