@@ -43,21 +43,25 @@ PEAK_RANGE = (0.6, 0.99)  # NSynth's notes peak between about 0.57 and 1.0 of fu
 
 # --- FluidSynth through its C library -------------------------------------------------------
 
+def load_library(candidates, missing: str) -> ctypes.CDLL:
+    """The first of ``candidates`` (file names or paths; None skipped) that loads, else an
+    :class:`InstclfError` saying ``missing`` (what to install). Used by the engines' sources."""
+    for name in filter(None, candidates):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise InstclfError(missing)
+
+
 def _load_libfluidsynth() -> ctypes.CDLL:
     candidates = [ctypes.util.find_library("fluidsynth"), "libfluidsynth.so.3"]
     if os.environ.get("CONDA_PREFIX"):
         candidates.append(str(Path(os.environ["CONDA_PREFIX"]) / "lib" / "libfluidsynth.so.3"))
-    for name in filter(None, candidates):
-        try:
-            lib = ctypes.CDLL(name)
-            break
-        except OSError:
-            continue
-    else:
-        raise InstclfError(
-            "FluidSynth's library (libfluidsynth) is not installed; install it with: "
-            "sudo apt-get install fluidsynth (conda: conda install -c conda-forge fluidsynth)"
-        )
+    lib = load_library(candidates,
+                       "FluidSynth's library (libfluidsynth) is not installed; install it with: "
+                       "sudo apt-get install fluidsynth (conda: conda install -c conda-forge "
+                       "fluidsynth)")
     P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
     signatures = {
         "new_fluid_settings": (P, []),

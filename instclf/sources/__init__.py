@@ -53,8 +53,20 @@ class Source:
         return SPLITS
 
     def ensure(self, data_dir: Path, progress: bool = True) -> Path:
-        """Make the notes available (render them, or check they were downloaded); the root."""
-        raise NotImplementedError
+        """Make the notes available and return the root: a source made here (``renders``) is
+        rendered first when it is missing or stale; others check their notes are there."""
+        if not self.renders:
+            raise NotImplementedError
+        if not self.is_ready(data_dir):
+            self.render(data_dir, progress=progress)
+        return self.root(data_dir)
+
+    def is_ready(self, data_dir: Path) -> bool:
+        """Whether a source made here (``renders``) is rendered with exactly its settings; a
+        source not made here has nothing to make (``ensure`` checks its notes are there)."""
+        if self.renders:
+            raise NotImplementedError
+        return True
 
     def read(self, data_dir: Path, progress: bool = True, ensure: bool = True) -> pd.DataFrame:
         """The source's notes with their ``split`` (made available first, unless not

@@ -52,16 +52,10 @@ def _load_libcsound() -> ctypes.CDLL:
     global _LIB
     if _LIB is not None:
         return _LIB
-    for name in filter(None, ("libcsound64.so.6.0", ctypes.util.find_library("csound64"))):
-        try:
-            lib = ctypes.CDLL(name)
-            break
-        except OSError:
-            continue
-    else:
-        raise InstclfError(
-            "Csound's library (libcsound64) is not installed; install it with: "
-            "sudo apt-get install libcsound64-6.0 (or run make test, which installs it)")
+    lib = render.load_library(
+        ("libcsound64.so.6.0", ctypes.util.find_library("csound64")),
+        "Csound's library (libcsound64) is not installed; install it with: "
+        "sudo apt-get install libcsound64-6.0 (or run make test, which installs it)")
     P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
     signatures = {
         "csoundInitialize": (I, [I]),
@@ -560,12 +554,6 @@ class CsoundRender(Source):
                                      render_one=render_instrument, keys=INSTRUMENT_KEYS,
                                      workers=workers, progress=progress, shard=shard,
                                      isolated=True)
-
-    def ensure(self, data_dir: Path, progress: bool = True) -> Path:
-        """The rendered dataset root, rendered first if it is missing or stale."""
-        if not self.is_ready(data_dir):
-            self.render(data_dir, progress=progress)
-        return self.root(data_dir)
 
     def lineage(self, notes: pd.DataFrame) -> pd.Series:
         return pd.Series("csound", index=notes.index)

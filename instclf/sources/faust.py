@@ -575,11 +575,5 @@ class FaustRender(Source):
                                      workers=workers, progress=progress, shard=shard,
                                      isolated=True)
 
-    def ensure(self, data_dir: Path, progress: bool = True) -> Path:
-        """The rendered dataset root, rendered first if it is missing or stale."""
-        if not self.is_ready(data_dir):
-            self.render(data_dir, progress=progress)
-        return self.root(data_dir)
-
     def lineage(self, notes: pd.DataFrame) -> pd.Series:
         return pd.Series("faust", index=notes.index)

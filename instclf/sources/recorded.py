@@ -106,7 +106,7 @@ class Recorded(Source):
     def is_ready(self, data_dir: Path) -> bool:
         """True when the recorded notes are finished for exactly these settings and notes."""
         root = self.root(data_dir)
-        if getattr(self.of, "is_ready", lambda _: True)(data_dir) is False:
+        if not self.of.is_ready(data_dir):
             return False
         try:
             dry = self.of.read(data_dir, progress=False, ensure=False)
@@ -115,12 +115,6 @@ class Recorded(Source):
         return (_read_json(root / STAMP) == {**self.stamp(dry), "finished": True}
                 and all((nsynth.split_folder(root, s) / "examples.json").is_file()
                         for s in self.splits(data_dir)))
-
-    def ensure(self, data_dir: Path, progress: bool = True) -> Path:
-        """The recorded dataset root, recorded first if it is missing or stale."""
-        if not self.is_ready(data_dir):
-            self.render(data_dir, progress=progress)
-        return self.root(data_dir)
 
     def render(self, data_dir: Path, workers: int | None = None, progress: bool = True,
                shard: tuple[int, int] | None = None) -> render.RenderReport:

@@ -43,12 +43,5 @@ class SoundfontRender(Source):
         return render.render_dataset(self, self.root(data_dir), workers=workers,
                                      progress=progress, shard=shard)
 
-    def ensure(self, data_dir: Path, progress: bool = True) -> Path:
-        """The rendered dataset root, rendered first if it is missing or stale."""
-        root = self.root(data_dir)
-        if not render.is_rendered(self, root):
-            render.render_dataset(self, root, progress=progress)
-        return root
-
     def lineage(self, notes: pd.DataFrame) -> pd.Series:
         return notes["soundfont"].map(lambda key: SOUNDFONTS[key].lineage)
