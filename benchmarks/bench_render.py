@@ -1,7 +1,9 @@
 """Rendering speed: notes per second with one process against two (the obvious alternative).
 
 Renders the same plan (the smoke profile's instruments, 60 notes each) into fresh folders,
-timing only the rendering, not the planning. Writes benchmarks/results/render.json.
+timing only the rendering, not the planning; then each lineage the lineages profile adds
+(Csound, Faust, and the recording chain over Csound's notes), two drawn instruments per
+family, the same way. Writes benchmarks/results/render.json.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from instclf import profiles, render
+from instclf.sources import make_source
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -25,6 +28,47 @@ def notes_per_second(plan: list[dict], workers: int) -> float:
         results = render.render_plan(plan, Path(root), workers, progress=False)
         seconds = time.perf_counter() - start
     return sum(r["counts"].get("written", 0) for r in results) / seconds
+
+
+LINEAGE_NOTES = 6  # per drawn instrument, two instruments per family
+
+
+def lineage_sources(root: Path):
+    """The new lineages, small: (label, source, data root), the recorded one over Csound's
+    notes rendered first under ``root``."""
+    csound = make_source("csound", name="bench-csound", instruments_per_family=2,
+                         notes_per_instrument=LINEAGE_NOTES)
+    faust = make_source("faust", name="bench-faust", instruments_per_family=2,
+                        notes_per_instrument=LINEAGE_NOTES)
+    csound.render(root, progress=False)
+    recorded = make_source("recorded", name="bench-recorded", of=csound)
+    return [("Csound", csound), ("Faust (DawDreamer)", faust),
+            ("recording chain over Csound's notes", recorded)]
+
+
+def source_notes_per_second(source, data_dir: Path, workers: int) -> tuple[int, float]:
+    """Notes written per second by a fresh render of ``source`` (its root removed first)."""
+    import shutil
+
+    shutil.rmtree(source.root(data_dir), ignore_errors=True)
+    start = time.perf_counter()
+    report = source.render(data_dir, workers=workers, progress=False)
+    seconds = time.perf_counter() - start
+    written = report.counts.get("written", 0)
+    return written, written / seconds
+
+
+def lineage_rates() -> dict:
+    with tempfile.TemporaryDirectory() as root:
+        rates = {}
+        for label, source in lineage_sources(Path(root)):
+            notes, one = source_notes_per_second(source, Path(root), 1)
+            _, two = source_notes_per_second(source, Path(root), 2)
+            rates[label] = {"notes": notes, "notes_per_second_1_process": round(one, 1),
+                            "notes_per_second_2_processes": round(two, 1),
+                            "ratio_2_vs_1": round(two / one, 2)}
+            print(f"rendering {label}: {one:.1f} notes/s with 1 process, {two:.1f} with 2")
+    return rates
 
 
 def main() -> dict:
@@ -38,6 +82,7 @@ def main() -> dict:
         "notes_per_second_1_process": round(one, 1),
         "notes_per_second_2_processes": round(two, 1),
         "ratio_2_vs_1": round(two / one, 2),
+        "lineages": lineage_rates(),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "render.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -46,5 +91,5 @@ def main() -> dict:
     return result
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the renders spawn worker processes
     main()

@@ -62,9 +62,12 @@ def not_measured(measurement: str, unit: str, alternative: str, source: str,
 # --- one reader per benchmark ----------------------------------------------------------------
 
 def render_rows(result: dict) -> list[dict]:
-    return [row("rendering (FluidSynth), 2 processes", result["notes_per_second_2_processes"],
-                "notes/s", "1 process", result["notes_per_second_1_process"],
-                ratio=result.get("ratio_2_vs_1"), source="render.json")]
+    """FluidSynth's rate, then each new lineage's (Csound, Faust, the recording chain)."""
+    rates = {"FluidSynth": result, **result.get("lineages", {})}
+    return [row(f"rendering ({label}), 2 processes", rate["notes_per_second_2_processes"],
+                "notes/s", "1 process", rate["notes_per_second_1_process"],
+                ratio=rate.get("ratio_2_vs_1"), source="render.json")
+            for label, rate in rates.items()]
 
 
 def features_rows(result: dict) -> list[dict]:
@@ -74,6 +77,11 @@ def features_rows(result: dict) -> list[dict]:
         rows.append(row(measurement, fe["batched"], "clips/s", "per-file librosa loop",
                         fe["librosa_loop"], ratio=fe.get("ratio_vs_librosa_loop"),
                         source="features.json"))
+        if "librosa_batch" in fe:
+            rows.append(row(measurement, fe["batched"], "clips/s",
+                            "librosa's batch path (melspectrogram on a batch of clips)",
+                            fe["librosa_batch"], ratio=fe.get("ratio_vs_librosa_batch"),
+                            source="features.json"))
         if "png_route" in fe:
             rows.append(row(measurement, fe["batched"], "clips/s",
                             "PNG route (a matplotlib figure saved per file, as the study did)",
@@ -133,6 +141,66 @@ def predict_rows(result: dict) -> list[dict]:
     return rows
 
 
+def page_rows(result: dict) -> list[dict]:
+    bounded, defaults = result["bounded"], result["voila_defaults"]
+    load = (f"the page, {result['sessions']} concurrent browser sessions after "
+            f"{result['abandoned_loads']} abandoned page loads")
+    alternative = "Voila's defaults: no kernel limit, no culling"
+    return [row(f"{load}: peak memory of the server and its kernels", bounded["peak_rss_mb"],
+                "MB", alternative, defaults["peak_rss_mb"], source="page.json",
+                note=f"sum of RSS; {bounded['peak_kernels']} kernels against "
+                     f"{defaults['peak_kernels']}, at most {result['max_kernels']}, idle ones "
+                     f"culled (after {result['idle_timeout_s']} s here); counting shared "
+                     f"libraries once (PSS): {bounded['peak_pss_mb']:,} MB against "
+                     f"{defaults['peak_pss_mb']:,} MB"),
+            row(f"{load}: upload to answer", result["median_upload_to_answer_s"], "s",
+                alternative, result["defaults_median_upload_to_answer_s"], source="page.json",
+                note=f"median; {bounded['sessions_served']} of {result['sessions']} served; "
+                     f"page load {result['median_page_load_s']:.0f} s, kernels starting at once")]
+
+
+def determinism_rows(result: dict) -> list[dict]:
+    """TensorFlow's defaults (what the project keeps) against the settings that change bits."""
+    speed, repeatable = result["samples_per_second"], result["repeatable"]
+    threads = result["thread_count_changes_weights"]
+    same = {True: "identical", False: "different"}
+    note = (f"stage-1 training on cached activations, fastest of {result['epochs']} epochs; "
+            f"weights run to run: {same[repeatable['default']]} with oneDNN, "
+            f"{same[repeatable['onednn_off']]} without; with 1 thread instead of "
+            f"{result['cpu_count']}: {same[not threads['default']]} with oneDNN, "
+            f"{same[not threads['onednn_off']]} without")
+    measurement = "training musicnn_vgg (stage 1), TensorFlow's defaults (oneDNN kernels)"
+    return [row(measurement, speed["default"], "samples/s", alternative, speed[key],
+                source="determinism.json", note=note)
+            for alternative, key in (("TF_ENABLE_ONEDNN_OPTS=0", "onednn_off"),
+                                     ("op determinism on", "op_determinism"))]
+
+
+def coldstart_rows(result: dict) -> list[dict]:
+    fast, keras, folder = result["exported"], result["keras"], result["folder"]
+    imports = "; ".join(f"{name} {s:.2f} s" for name, s in result["stages"].items())
+    return [row("prediction, cold start with the LiteRT export (fresh process: import, load, "
+                "predict one 4 s WAV)", fast["process_seconds"], "s",
+                "the Keras model (today's path)", keras["process_seconds"],
+                source="coldstart.json",
+                note=f"instclf predict as a command: {fast['command']:g} s against "
+                     f"{keras['command']:g} s; the exported path step by step: {imports}"),
+            row(f"instclf predict on {folder['files']} files, batched", folder[
+                    "batched_files_per_second"], "files/s", "one file at a time (predict_audio)",
+                folder["one_at_a_time_files_per_second"], ratio=folder.get("ratio"),
+                source="coldstart.json")]
+
+
+def phrases_rows(result: dict) -> list[dict]:
+    return [row(f"phrases of {k} notes of an unseen instrument (room and noise), accuracy of "
+                "the combined answer", 100 * r["energy_weighted_log"], "%",
+                "first note alone (today's clip)", 100 * r["first_note"],
+                ratio=round(r["energy_weighted_log"] / r["first_note"], 4),
+                source="phrases.json", note=f"{r['phrases']} phrases; notes found exactly "
+                                            f"{r['notes_found_exactly']:.0%}")
+            for k, r in result["by_notes"].items()]
+
+
 def reproduce_rows(result: dict | None) -> list[dict]:
     """``make reproduce``'s second run against its first (``reproduce.json``)."""
     if not result or "seconds" not in result:
@@ -153,6 +221,13 @@ READERS = {  # benchmark name -> (reader, what is missing, unit, alternative)
     "predict": (predict_rows, "prediction, warm", "ms", "model.predict"),
     "streaming": (streaming_rows, "training streamed from on-disk caches", "MB",
                   "activations in RAM"),
+    "page": (page_rows, "the page under load: memory held", "MB", "Voila's defaults"),
+    "determinism": (determinism_rows, "training with TensorFlow's defaults", "samples/s",
+                    "TF_ENABLE_ONEDNN_OPTS=0"),
+    "coldstart": (coldstart_rows, "prediction, cold start with the LiteRT export", "s",
+                  "the Keras model"),
+    "phrases": (phrases_rows, "phrases, accuracy of the combined answer", "%",
+                "first note alone"),
 }
 
 
@@ -202,6 +277,8 @@ def _number(value: float | None, unit: str) -> str:
 def _speedup(ratio: float | None, unit: str = "") -> str:
     if not ratio:
         return "—"
+    if unit == "%":  # an accuracy: the ratio of the two
+        return f"{ratio:.3g}×"
     better, worse = ("less memory", "more memory") if unit in MEMORY_UNITS else ("faster",
                                                                                  "slower")
     return f"{ratio:.3g}× {better}" if ratio >= 1 else f"{1 / ratio:.3g}× {worse}"

@@ -57,6 +57,31 @@ def predict_in_chunks(model: keras.Model, X: np.ndarray, batch_size: int = 64,
     return out
 
 
+class Rows:
+    """Some rows of a (memory-mapped) array, read only when indexed: a selection of notes
+    out of one array of every note (the leave-one-lineage-out folds of
+    :mod:`instclf.lineages` share the frozen activations of the whole profile this way).
+
+    ``key`` is the content key of ``base``; ``rows`` are kept sorted, so a batch of them
+    reads the memory map in order.
+    """
+
+    def __init__(self, base: np.ndarray, rows, key: str):
+        self.base, self.key = base, key
+        self.rows = np.sort(np.asarray(rows, dtype=np.int64))
+        self.shape = (len(self.rows), *base.shape[1:])
+        self.dtype = base.dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.asarray(self.base[self.rows[index]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[:], dtype=dtype)
+
+
 def profile_cache_dir(profile) -> Path:
     """Where a profile's frozen activations are cached: ``<data root>/cache/activations``."""
     return Path(profile.cache_dir) / "activations"

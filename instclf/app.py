@@ -53,17 +53,70 @@ ERROR = ".instclf-upload .instclf-error"
 # predict.MAX_BYTES (50 MB), so that a larger file gets predict's "too large" message.
 WEBSOCKET_MAX_BYTES = 128 * 2**20
 
+# Voila starts one kernel per page load: a process that imports TensorFlow and loads the model,
+# about 1 GB, so the model cannot be shared between visitors; each page loads it once and
+# keeps it for all its uploads. Voila's defaults hold every kernel until its tab closes, and
+# forever for a load that never closes (a script's GET). These bound the server's memory to
+# about MAX_KERNELS GB (benchmarks/bench_page.py measures it):
+MAX_KERNELS = 4  # page loads served at once; the next gets "busy" (HTTP 503) until one ends
+CULL_IDLE_TIMEOUT = 600  # s without a message to or from a kernel, tab open or not: shut down
+CULL_INTERVAL = 60  # s between two looks for such kernels
+KERNEL_LIMITS = {"BoundedKernelManager": {"max_kernels": MAX_KERNELS},
+                 "MappingKernelManager": {"cull_idle_timeout": CULL_IDLE_TIMEOUT,
+                                          "cull_interval": CULL_INTERVAL,
+                                          "cull_connected": True}}  # an open, idle tab too
+BUSY = (f"This page serves {{}} visitors at once (each holds a model in memory) and has no "
+        f"place free; try again in a few minutes: a page left idle for {CULL_IDLE_TIMEOUT // 60} "
+        f"minutes frees its place.")
+# Requests are served only under a loopback Host (127.0.0.1, ::1, localhost): a page of another
+# site whose name was rebound to 127.0.0.1 sends its own name and is refused (403), and
+# Jupyter's default Origin check refuses a websocket or API call from another origin.
+HOST_CHECK = {"allow_remote_access": False, "local_hostnames": ["localhost"]}
+
+
+def bounded_kernel_manager():
+    """Voila's kernel manager, refusing a page load past ``max_kernels`` kernels (``make app``).
+
+    0 or less: no limit (Voila's default, the alternative ``benchmarks/bench_page.py`` measures).
+    """
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from tornado import web
+    from traitlets import Integer
+
+    class BoundedKernelManager(AsyncMappingKernelManager):
+        max_kernels = Integer(MAX_KERNELS, config=True, help="kernels held at once; 0: no limit")
+        starting = 0  # kernels being started: not yet counted by len(self)
+
+        async def start_kernel(self, *args, **kwargs):
+            if 0 < self.max_kernels <= len(self) + self.starting:
+                busy = BUSY.format(self.max_kernels)
+                raise web.HTTPError(503, busy, reason=busy)  # Voila's error page shows reason
+            self.starting += 1
+            try:
+                return await super().start_kernel(*args, **kwargs)
+            finally:
+                self.starting -= 1
+
+    return BoundedKernelManager
+
 
 def run_voila(argv: list[str]) -> None:
-    """Voila's command line (``voila ARGS``), with room for uploads up to the size limit."""
+    """Voila's command line (``voila ARGS``), with room for uploads up to the size limit, the
+    kernel manager of ``bounded_kernel_manager`` and the Host check."""
+    from traitlets.config import Config
     from voila.app import Voila
 
-    Voila.launch_instance(argv=argv,
-                          tornado_settings={"websocket_max_message_size": WEBSOCKET_MAX_BYTES})
+    config = Config({**KERNEL_LIMITS, "VoilaConfiguration": {
+        "multi_kernel_manager_class": bounded_kernel_manager()}})  # options given override it
+    Voila.launch_instance(argv=argv, config=config, tornado_settings={
+        "websocket_max_message_size": WEBSOCKET_MAX_BYTES, **HOST_CHECK})
 
 
 def voila_command(port: int, notebook: Path = PAGE, *options: str) -> list[str]:
-    """The command that serves ``notebook`` on ``http://127.0.0.1:<port>/``, code hidden."""
+    """The command that serves ``notebook`` on ``http://127.0.0.1:<port>/``, code hidden.
+
+    ``options`` may change the kernel limits: ``--BoundedKernelManager.max_kernels=0`` and
+    ``--MappingKernelManager.cull_idle_timeout=0`` give Voila's defaults."""
     return [sys.executable, "-m", "instclf.app", "voila", str(notebook), f"--port={port}",
             "--no-browser", "--Voila.ip=127.0.0.1", *options]
 
@@ -306,11 +359,13 @@ def screenshot(path: Path, profile: Profile | None = None, timeout: float = 300)
 def served_model(profile: Profile, model: str | Path | None = None) -> Path:
     """The model ``make app`` serves: ``model``, else ``INSTCLF_MODEL``, else the profile's
     best recorded model; only when there is none at all is the best backbone trained first."""
-    from . import train
+    from . import models
 
-    model = model or os.environ.get(MODEL_ENV) or train.best_model_path(profile)
+    model = model or os.environ.get(MODEL_ENV) or models.best_model_path(profile)
     if model is not None:
         return Path(model).expanduser().resolve()
+    from . import train
+
     print(f"profile {profile.name} has no trained model: training {train.BEST_BACKBONE} first",
           flush=True)
     try:

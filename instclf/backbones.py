@@ -221,18 +221,37 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
+@keras.saving.register_keras_serializable(package="instclf")
+class StatisticsPooling2D(keras.layers.Layer):
+    """Mean and maximum of every channel over time and frequency, side by side: the
+    statistics pooling head of :data:`HEADS` (``(batch, t, f, c)`` -> ``(batch, 2c)``)."""
+
+    def call(self, x):
+        return keras.ops.concatenate([keras.ops.mean(x, axis=(1, 2)),
+                                      keras.ops.max(x, axis=(1, 2))], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[-1])
+
+
+# how the head pools the top block's feature map before its dropout and softmax
+HEADS = {"average": keras.layers.GlobalAveragePooling2D, "statistics": StatisticsPooling2D}
+
+
 def build_classifier(backbone: Backbone, n_classes: int = len(FAMILIES),
-                     layers: list[keras.layers.Layer] | None = None) -> keras.Sequential:
-    """Backbone layers (made for its front end unless given) + the shared head (global
-    pooling, dropout, softmax) as one chain."""
+                     layers: list[keras.layers.Layer] | None = None,
+                     head: str = "average") -> keras.Sequential:
+    """Backbone layers (made for its front end unless given) + the head (pooling of
+    :data:`HEADS`, dropout, softmax) as one chain."""
+    if head not in HEADS:
+        raise InstclfError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
     pool, dropout, dense = HEAD
-    head = [keras.layers.GlobalAveragePooling2D(name=pool),
-            keras.layers.Dropout(HEAD_DROPOUT, name=dropout),
-            keras.layers.Dense(n_classes, activation="softmax", name=dense)]
-    model = keras.Sequential([keras.Input(backbone.front_end.shape, name="features"),
-                              *(layers or backbone.make_layers(backbone.front_end)), *head],
-                             name=f"{backbone.name}_classifier")
-    return model
+    top = [HEADS[head](name=pool),
+           keras.layers.Dropout(HEAD_DROPOUT, name=dropout),
+           keras.layers.Dense(n_classes, activation="softmax", name=dense)]
+    return keras.Sequential([keras.Input(backbone.front_end.shape, name="features"),
+                             *(layers or backbone.make_layers(backbone.front_end)), *top],
+                            name=f"{backbone.name}_classifier")
 
 
 def block_start(model: keras.Sequential, backbone: Backbone, unfrozen_blocks: int) -> int:

@@ -1,17 +1,22 @@
-"""The ``instclf`` command: ``data render|info|validate|download``, ``features``, ``evaluate``,
-``predict``, ``results`` and ``train``.
+"""The ``instclf`` command (also ``python -m instclf``): ``data render|info|validate|download``,
+``features``, ``evaluate``, ``predict``, ``results``, ``train`` and ``app``.
 
 Every user-facing error ends as one line on stderr (``instclf: error: ...``) and exit status 2.
+The library reports through :mod:`logging` (logger ``instclf``); the command shows its INFO
+lines on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
-from . import config, nsynth, profiles
+from . import config, nsynth, profiles, storage
 from .config import InstclfError
 
 
@@ -86,8 +91,9 @@ def _data_download(args) -> int:
 
     from .sources.official import OfficialNSynth
 
+    splits = download.chosen_splits(args.splits)  # never the 22 GB training split by default
     root = Path(args.root) if args.root else OfficialNSynth().root(config.data_dir())
-    for split in args.splits:
+    for split in splits:
         folder = download.download_split(split, root, base_url=args.base_url,
                                          progress=not args.quiet)
         print(f"{split}: {folder}")
@@ -107,38 +113,111 @@ def _evaluate(args) -> int:
           f"top-2 {metrics['top2_accuracy']:.3f}")
     with pd.option_context("display.width", 120):
         print(evaluate.per_family(table).round(3).fillna("absent").to_string())
+    for name, reason in metrics["refused"].items():  # as instclf predict refuses them
+        print(f"instclf: left out {name}: {reason}", file=sys.stderr)
     out = Path(args.out or Path(args.data) / "predictions.csv")
-    with storage.atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+    try:
+        with storage.atomic_path(out) as tmp:
+            table.to_csv(tmp, index=False)
+    except OSError as error:
+        raise InstclfError(f"cannot write the predictions table {out} ({error.strerror}); "
+                           "give --out PATH in a folder you can write") from None
     print(f"predictions table: {out}")
     return 0
 
 
-def _predict(args) -> int:
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+
+
+def _audio_files(names: list[str]) -> list[str]:
+    """The files named, each folder replaced by the audio files under it (sorted); a folder
+    without any stays, and predict reports it as a folder."""
+    found = []
+    for name in names:
+        if Path(name).is_dir():
+            found += sorted(str(p) for p in Path(name).rglob("*")
+                            if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()) or [name]
+        else:
+            found.append(name)
+    return found
+
+
+def _prediction(file: str, heard, top: int, notes: bool) -> dict:
+    """One file's answer as plain data (the JSON, JSON lines and CSV outputs)."""
     from . import predict
+
+    result = {"file": file, "probabilities": heard.probabilities.round(6).to_dict(),
+              "top": [[family, round(p, 6)] for family, p in
+                      predict.top_families(heard.probabilities, top)],
+              "not_sure": predict.doubt(heard.probabilities, heard.y)}
+    if notes:
+        result["notes"] = heard.notes[["start_s", "stop_s", "family", "probability", "weight"]
+                                      ].round(3).to_dict("records")
+    return result
+
+
+def _csv_row(result: dict) -> list:
+    p = result.get("probabilities", {})
+    family, probability = result["top"][0] if "top" in result else ("", "")
+    notes = " ".join(f"{n['start_s']:.2f}:{n['family']}" for n in result.get("notes", []))
+    return [result["file"], family, probability, *(p.get(f, "") for f in config.FAMILIES),
+            notes, result.get("error", "")]
+
+
+def _print_text(result: dict) -> None:
+    print(result["file"])
+    for family, p in result["top"]:
+        print(f"  {family:<11} {p:6.3f}")
+    if result.get("not_sure"):
+        print(f"  {result['not_sure']}")
+    for note in result.get("notes", []):
+        print(f"    note at {note['start_s']:6.2f} s: {note['family']:<11} "
+              f"{note['probability']:.3f} (weight {note['weight']:.2f})")
+
+
+def _predict(args) -> int:
+    import csv
+
+    from . import phrases, predict
 
     if not 1 <= args.top <= len(config.FAMILIES):
         raise InstclfError(f"--top {args.top}: give a number from 1 to {len(config.FAMILIES)}")
+    output = "json" if args.json else args.format
     predictor = predict.load_predictor(args.model, args.profile)
+    files = _audio_files(args.files)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if output == "csv":
+        writer.writerow(["file", "family", "probability",
+                         *(f"p_{f}" for f in config.FAMILIES), "notes", "error"])
     results, failed = [], 0
-    for file in args.files:
-        try:
-            probabilities = predict.predict_audio(file, predictor)
-        except InstclfError as error:  # this file only: report it and go on with the others
-            print(f"instclf: error: {error}", file=sys.stderr)
-            results.append({"file": file, "error": str(error)})
+    for file, heard in phrases.predict_many(files, predictor, raise_errors=False,
+                                            progress=len(files) > 1 and sys.stderr.isatty()):
+        if isinstance(heard, InstclfError):  # this file only: report it, go on with the others
+            print(f"instclf: error: {heard}", file=sys.stderr)
+            result = {"file": file, "error": str(heard)}
             failed += 1
-            continue
-        top = predict.top_families(probabilities, args.top)
-        results.append({"file": file, "probabilities": probabilities.round(6).to_dict(),
-                        "top": [[family, round(p, 6)] for family, p in top]})
-        if not args.json:
-            print(file)
-            for family, p in top:
-                print(f"  {family:<11} {p:6.3f}")
-    if args.json:
+        else:
+            result = _prediction(file, heard, args.top, args.notes)
+        results.append(result)
+        if output == "csv":
+            writer.writerow(_csv_row(result))
+        elif output == "jsonl":
+            print(json.dumps(result), flush=True)
+        elif output == "text" and "error" not in result:
+            _print_text(result)
+    if output == "json":
         print(json.dumps(results, indent=2))
     return 1 if failed else 0
+
+
+def _export(args) -> int:
+    from . import export, models
+
+    path = args.model or models.best_model_path(profiles.get_profile(args.profile))
+    if path is None:
+        raise InstclfError("no trained model to export; give one with --model PATH")
+    print(export.export_model(path))
+    return 0
 
 
 def _features(args) -> int:
@@ -162,12 +241,19 @@ def _results(args) -> int:
     from . import report
 
     profile = profiles.get_profile(args.profile)
+    if args.lineages:
+        path = config.PROJECT_ROOT / "figures" / report.LINEAGES_FILE
+        storage.write_json(path, report.lineage_results(profile))
+        print(report.lineages_markdown(report.read_results(path)))
+        print(f"written: {path}")
+        return 0
     results = report.read_results(Path(args.file) if args.file else report.results_path(profile))
     print(report.results_markdown(results))
     if args.readme:
         root = Path(args.readme).resolve().parent
         blocks = report.readme_blocks(results, root / "notebooks",
-                                      root / "benchmarks" / "results" / "table.md")
+                                      root / "benchmarks" / "results" / "table.md",
+                                      root / "figures" / report.LINEAGES_FILE)
         changed = report.update_readme(Path(args.readme), blocks)
         print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'}")
     return 0
@@ -188,6 +274,8 @@ def _train(args) -> int:
     experiment = experiments.get_experiment(args.name)
     profile = profiles.get_profile(args.profile)
     experiments.ensure_available(experiment)
+    if args.lineages:
+        return _train_lineages(profile, experiment, args.quiet)
     from . import evaluate  # keras: imported after the cheap checks
 
     data = experiments.training_data(profile, experiment, progress=not args.quiet)
@@ -208,23 +296,85 @@ def _train(args) -> int:
     return 0
 
 
+def _train_lineages(profile, experiment, quiet: bool) -> int:
+    from . import experiments, lineages
+
+    result = experiments.leave_one_lineage_out(
+        profile, experiment.name,
+        progress=None if quiet else lambda line: print(f"{experiment.name}: {line}", flush=True))
+    print(f"{experiment.label} ({profile.name} profile), leave-one-lineage-out:")
+    for lineage, fold in result["per_lineage"].items():
+        low, high = fold["accuracy_ci95"]
+        print(f"  without {lineage}: accuracy {fold['accuracy']:.1%} (95% interval over "
+              f"instruments {low:.1%}-{high:.1%}), {fold['notes']} notes")
+    print(f"mean over {len(result['per_lineage'])} lineages: {result['mean_accuracy']:.1%}, "
+          f"lowest {result['lowest_accuracy']:.1%}")
+    print(f"results: {lineages.summary_path(profile, experiment.name)}")
+    return 0
+
+
+def _app(args) -> int:
+    from . import app
+
+    if args.profile:
+        profiles.get_profile(args.profile)  # an unknown name fails here, in one line
+        os.environ["INSTCLF_PROFILE"] = args.profile
+    return app.main(["serve", "--port", str(args.port),
+                     *(["--model", args.model] if args.model else [])])
+
+
+def version() -> str:
+    """The installed package's version (``instclf --version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("instclf")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__
+        return __version__
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (tests swap it)."""
+
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Show the library's log lines (logger ``instclf``) on stderr, once (the command)."""
+    logger = logging.getLogger("instclf")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("instclf: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 PROFILE_NAMES = ", ".join(profiles.PROFILES)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="instclf", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="instclf", description="Tell which of NSynth's eleven instrument families plays a "
+        "single musical note: make or download the notes, train, evaluate, predict, serve the "
+        "upload page.", epilog="Start with `instclf data render`, then `instclf train --list`. "
+        "Each command has its own --help.")
+    parser.add_argument("--version", action="version", version=f"instclf {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data = commands.add_parser("data", help="render, inspect, validate or download datasets")
     actions = data.add_subparsers(dest="action", required=True)
 
-    def add(name, handler, help_text, root=True):
+    def add(name, handler, help_text, root=True, all_splits=True):
         sub = actions.add_parser(name, help=help_text)
         sub.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
         if root:
             sub.add_argument("--root", help="a dataset root holding nsynth-<split>/ folders "
                              "(default: the profile's sources)")
-            sub.add_argument("--splits", nargs="+", default=list(config.SPLITS),
-                             choices=config.SPLITS)
+            sub.add_argument("--splits", nargs="+", default=list(config.SPLITS) if all_splits
+                             else None, choices=config.SPLITS,
+                             help="which splits (default: all)" if all_splits else
+                             "which splits to download (required: train alone is 22 GB)")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -237,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "a final run without --shard writes the metadata")
     add("info", _data_info, "notes, instruments and sources per family and split")
     add("validate", _data_validate, "check every entry, file and WAV format of a dataset")
-    download = add("download", _data_download, "download official NSynth splits")
+    download = add("download", _data_download, "download the official NSynth splits you name",
+                   all_splits=False)
     download.add_argument("--base-url", help="mirror holding nsynth-<split>.jsonwav.tar.gz")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate = commands.add_parser("evaluate", help="a saved model on an NSynth-format folder")
@@ -247,14 +398,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
     predict = commands.add_parser("predict", help="the instrument family of your own recordings")
-    predict.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files,"
+                         " or folders of them")
     predict.add_argument("--model", help="a .keras file saved by instclf (default: the "
                          "profile's trained model with the lowest validation loss)")
     predict.add_argument("--profile", help="whose best model (default: $INSTCLF_PROFILE)")
     predict.add_argument("--top", type=int, default=3, help="families shown per file (default 3)")
     predict.add_argument("--json", action="store_true",
                          help="one JSON document: file, probabilities and top, or file and error")
+    predict.add_argument("--format", choices=("text", "json", "jsonl", "csv"), default="text",
+                         help="text (default); json (as --json); jsonl or csv: one line per "
+                         "file as it is done")
+    predict.add_argument("--notes", action="store_true",
+                         help="also each note found in the recording: its time and family")
     predict.set_defaults(handler=_predict)
+    exporter = commands.add_parser("export", help="a trained model for fast prediction (LiteRT)"
+                                   ", beside its .keras file; instclf predict then uses it")
+    exporter.add_argument("--model", help="a .keras file saved by instclf (default: the "
+                          "profile's trained model with the lowest validation loss)")
+    exporter.add_argument("--profile", help="whose best model (default: $INSTCLF_PROFILE)")
+    exporter.set_defaults(handler=_export)
     feats = commands.add_parser("features", help="cache the features of the whole dataset")
     feats.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
     feats.add_argument("--backbone", default="musicnn_vgg", help="whose front end "
@@ -268,23 +431,51 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--file", help="a results JSON (default: the profile's, figures/results.json)")
     results.add_argument("--readme", help="rewrite this README's generated blocks (results, "
                          "notebooks, benchmarks) from the files")
+    results.add_argument("--lineages", action="store_true", help="gather the profile's "
+                         "leave-one-lineage-out results into figures/lineages.json (make "
+                         "experiments)")
     results.set_defaults(handler=_results)
     train = commands.add_parser("train", help="train (or load) one experiment of the registry")
     train.add_argument("name", nargs="?", metavar="NAME", help="the experiment (see --list)")
     train.add_argument("--list", action="store_true", help="the experiments: name, label and "
                        "what each varies")
     train.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
+    train.add_argument("--lineages", action="store_true", help="leave-one-lineage-out: train "
+                       "the recipe once per lineage without it, test on it (lineages profile)")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no line per stage")
     train.set_defaults(handler=_train)
+    page = commands.add_parser("app", help="serve the upload page in the browser (make app)",
+                               description="Serve the upload page (Voila) on "
+                               "http://127.0.0.1:PORT/ until Ctrl-C. It uses the profile's best "
+                               "trained model, training one first only if there is none.")
+    page.add_argument("--port", type=int, default=8866, help="the port (default: 8866)")
+    page.add_argument("--model", help="a .keras file saved by instclf (default: "
+                      "$INSTCLF_MODEL, else the profile's best trained model)")
+    page.add_argument("--profile", help=f"whose best model: {PROFILE_NAMES} "
+                      "(default: $INSTCLF_PROFILE)")
+    page.set_defaults(handler=_app)
     return parser
+
+
+def _os_error(error: OSError) -> str:
+    """One line for an operating-system error: what could not be done, where, and the fix."""
+    where = error.filename or "a file"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"{where}: {error.strerror} (a read-only data root?); point INSTCLF_DATA_DIR "
+                "at a folder you can write, or give yourself write access to this one")
+    return f"{where}: {error.strerror or error}; check the path, the disk and its free space"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     try:
         return args.handler(args)
     except InstclfError as error:
         print(f"instclf: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a read-only data root, a full disk: no traceback
+        print(f"instclf: error: {_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("instclf: interrupted; run the same command again to resume", file=sys.stderr)

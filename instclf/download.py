@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,12 +35,15 @@ from .config import SPLITS, InstclfError
 
 OFFICIAL_BASE_URL = "http://download.magenta.tensorflow.org/datasets/nsynth"
 OFFICIAL_NOTES = {"train": 289_205, "valid": 12_678, "test": 4_096}
+ARCHIVE_GB = {"train": 22, "valid": 1.0, "test": 0.3}  # about, compressed (what is downloaded)
+WAV_BYTES = 44 + 2 * nsynth.NOTE_SAMPLES  # one extracted note: 16-bit mono WAV
 URL_ENV = "INSTCLF_NSYNTH_URL"
 TIMEOUT = 60  # seconds without data before a connection counts as dropped
 RETRY_DELAYS = (2, 10, 30)  # seconds before each new attempt after a dropped connection
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 SHOWN_PROBLEMS = 20
 USER_AGENT = "instclf"
+log = logging.getLogger(__name__)
 
 
 class _Interrupted(Exception):
@@ -55,6 +59,25 @@ def _check_split(split: str) -> None:
         raise InstclfError(
             f"unknown split {split!r}; run {_hint()} --splits with one of {', '.join(SPLITS)}"
         )
+
+
+def split_sizes() -> dict[str, dict]:
+    """Notes, download and disk size (GB) of each official split (``instclf data download``)."""
+    return {split: {"notes": notes, "download_gb": ARCHIVE_GB[split],
+                    "disk_gb": round(notes * WAV_BYTES / 1e9, 1)}
+            for split, notes in OFFICIAL_NOTES.items()}
+
+
+def chosen_splits(splits: list[str] | None) -> list[str]:
+    """The splits ``instclf data download`` fetches: those named, never all by default (the
+    training split alone is 22 GB); none named is an error listing each split and its size."""
+    if splits:
+        return list(dict.fromkeys(splits))
+    listed = "; ".join(f"{split}: {size['notes']:,} notes, about {size['download_gb']:g} GB to "
+                       f"download, {size['disk_gb']:g} GB on disk"
+                       for split, size in split_sizes().items())
+    raise InstclfError(f"name the splits to download, e.g. {_hint('valid test')} ({listed}); "
+                       "the nsynth profile needs all three")
 
 
 def archive_name(split: str) -> str:
@@ -428,11 +451,15 @@ def download_split(split: str, root: Path, base_url: str | None = None, progress
     root = _check_root(root)
     folder = nsynth.split_folder(root, split)
     if _is_valid_split(folder):
+        log.info("%s: already there and valid, nothing to download", folder)
         return folder
     archive = root / "downloads" / archive_name(split)
     if not archive.is_file():
+        log.info("downloading %s to %s", archive_url(split, base_url), archive)
         fetch(archive_url(split, base_url), archive, progress=progress)
+    log.info("verifying %s", archive)
     verify_archive(archive, split)
+    log.info("extracting into %s", folder)
     extract_archive(archive, root, split)
     if not keep_archive:
         archive.unlink()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import FAMILIES
+from .config import FAMILIES, InstclfError
 
 NOTE_FIELDS = ("note_str", "family", "instrument_str", "source", "pitch", "velocity")
 
@@ -106,15 +106,57 @@ def summary(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> dict
 
 
 def evaluate_folder(model_path, folder, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Predictions table and metrics of a saved model on any NSynth-format folder."""
-    from . import features, nsynth, train
+    """Predictions table and metrics of a saved model on any NSynth-format folder
+    (``instclf evaluate``).
 
-    model, meta = train.load_model(model_path)
-    front_end = features.FrontEnd.from_dict(meta["front_end"])
+    The folder is validated first (:func:`instclf.nsynth.check_split`). Every note is heard
+    as ``instclf predict`` hears it (:func:`instclf.predict.read_clip`: onset, level), so each
+    file gets the answer predict gives it; notes predict refuses are left out of the table
+    and listed in the metrics' ``refused`` (note name: reason).
+    """
+    from . import nsynth
+    from . import predict as predicting
+
+    predictor = predicting.load_predictor(model_path)
+    nsynth.check_split(folder)
     notes = nsynth.read_split(folder)
-    X = features.compute_features(list(notes["path"]), front_end, progress=progress)
-    table = predict(model, X, notes)
-    return table, summary(table)
+    p, refused = _heard_probabilities(notes, predictor, progress)
+    kept = notes[~notes["note_str"].isin(list(refused))].reset_index(drop=True)
+    if kept.empty:
+        raise InstclfError(f"{folder}: instclf predict refuses every note of it, e.g. "
+                           f"{next(iter(refused.values()))}")
+    table = predictions_table(p, kept)
+    return table, {**summary(table), "refused": refused}
+
+
+def _heard_probabilities(notes: pd.DataFrame, predictor, progress: bool,
+                         batch_size: int = 32) -> tuple[np.ndarray, dict]:
+    """Probabilities of the notes predict hears (in order), and the refused ones' reasons."""
+    from tqdm.auto import tqdm
+
+    from . import features
+    from . import predict as predicting
+
+    clips, refused, found = [], {}, []
+
+    def flush():
+        X = features.batch_features(np.stack(clips), predictor.front_end, fft_workers=1,
+                                    mel_basis=predictor.mel_basis)
+        p = np.asarray(predictor.model.predict_on_batch(X), dtype=np.float64)
+        found.append(p / p.sum(axis=1, keepdims=True))
+        clips.clear()
+
+    for name, path in tqdm(zip(notes["note_str"], notes["path"]), total=len(notes),
+                           unit="note", disable=not progress, desc="evaluate"):
+        try:
+            clips.append(predicting.read_clip(path, predictor.front_end))
+        except InstclfError as error:
+            refused[name] = str(error)
+        if len(clips) == batch_size:
+            flush()
+    if clips:
+        flush()
+    return (np.concatenate(found) if found else np.empty((0, len(FAMILIES)))), refused
 
 
 # --- one table per model and split, written once ------------------------------------------
@@ -131,7 +173,9 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
     if path.is_file() and stamp.is_file() and _stamp_key(stamp) == key:
-        return read_predictions(path)
+        found = _readable(read_predictions, path)
+        if found is not None and len(found) == len(data.notes):
+            return found
     table = predict(trained.model, data.X, data.notes)
     with storage.atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
@@ -147,6 +191,14 @@ def _stamp_key(stamp: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return found.get("key") if isinstance(found, dict) else None
+
+
+def _readable(read, path):
+    """``read(path)``, or None when the cached file does not parse (then it is rebuilt)."""
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError, EOFError):  # pandas' ParserError is a ValueError
+        return None
 
 
 def read_predictions(path) -> pd.DataFrame:
@@ -238,6 +290,21 @@ def reliability(table: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def not_sure_threshold(table: pd.DataFrame, accuracy_floor: float = 0.5) -> float:
+    """The top probability below which a predictions table's answers are right less often
+    than ``accuracy_floor``: the largest confidence c whose notes below it are (0.0: none).
+
+    ``instclf.predict.NOT_SURE_BELOW`` is this on the best model's unseen-instrument table;
+    under it ``instclf predict``, the widget and the page answer "not sure".
+    """
+    conf = confidence(table)
+    correct = (table["predicted"].astype(str) == table["family"].astype(str)).to_numpy()
+    order = np.argsort(conf, kind="stable")
+    below = np.cumsum(correct[order])[:-1] / np.arange(1, len(order))  # the k least sure notes
+    under = np.flatnonzero(below < accuracy_floor)
+    return float(conf[order][under.max() + 1]) if under.size else 0.0
+
+
 def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
     """Notes-weighted mean gap between confidence and accuracy over the reliability bins."""
     bins = reliability(table, n_bins)
@@ -260,8 +327,9 @@ def backbone_embeddings(profile, backbone_name: str, data: dict) -> tuple[np.nda
     key = storage.content_key("embeddings", backbone.name, backbone.weights,
                               [d.key for d in data.values()])
     path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npy"
-    if path.is_file():
-        return np.load(path), notes
+    found = _readable(np.load, path) if path.is_file() else None
+    if found is not None and found.shape[0] == len(notes):
+        return found, notes
     model = backbones.build_classifier(backbone)
     stop = backbones.block_start(model, backbone, 0) + 1  # through the global pooling
     X = np.concatenate([train.activations(model, d.X, 0, stop) for d in data.values()])
@@ -307,8 +375,10 @@ def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
     folder = profile.cache_dir / "unseen-sources" / profile.name
     per_source_path, tables_path = folder / f"{key}-per-source.csv", folder / f"{key}-notes.csv"
     if per_source_path.is_file() and tables_path.is_file():
-        per_source = pd.read_csv(per_source_path, keep_default_na=False)
-        return per_source, read_predictions(tables_path)
+        per_source = _readable(lambda p: pd.read_csv(p, keep_default_na=False), per_source_path)
+        tables = _readable(read_predictions, tables_path)
+        if per_source is not None and tables is not None:
+            return per_source, tables
     per_source, tables = leave_one_soundfont_out(E, notes, profile, also_leave_out)
     for frame, path in ((tables, tables_path), (per_source, per_source_path)):
         with storage.atomic_path(path) as tmp:

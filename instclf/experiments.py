@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from .profiles import Profile
 
 # what an experiment varies, in the order the notebooks take them up
-ASPECTS = ("schedule", "backbone", "checkpoint", "clip", "normalisation", "augmentation",
-           "sources")
+ASPECTS = ("schedule", "backbone", "checkpoint", "clip", "head", "normalisation",
+           "augmentation", "sources")
 
 
 def _vgg19_weights():
@@ -48,6 +48,7 @@ class Experiment:
     max_unfrozen_blocks: int | None = None
     augmentation: Augmentation | None = None
     sources: tuple[str, ...] | None = None
+    head: str = "average"
     compared_with: str | None = None
     change: str = ""
     requires: Callable[[], object] | None = None
@@ -80,6 +81,12 @@ EXPERIMENTS = {e.name: e for e in (
                "musicnn_vgg_msd_clipnorm",
                "each clip standardised at the input of the MSD checkpoint", "normalisation",
                "04", compared_with="musicnn_vgg_msd", change="per-clip input normalisation"),
+    Experiment("musicnn_vgg_msd_whole_statistics", "musicnn_vgg_msd_whole + statistics head",
+               "musicnn_vgg_msd_whole",
+               "the head pools the mean and the maximum of the top block, not the mean alone "
+               "(compared leave-one-lineage-out: make experiments)",
+               "head", "05", head="statistics", compared_with="musicnn_vgg_msd_whole",
+               change="statistics pooling (mean and maximum) in the head"),
     Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",
                "one augmented copy of every fitted note (gain, equaliser, shift, masks)",
                "augmentation", "04", augmentation=Augmentation(copies=1),
@@ -163,4 +170,21 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
         data = training_data(profile, experiment, progress=progress is not None)
     return train.trained_model(profile, experiment.backbone, experiment.max_unfrozen_blocks,
                                data=data, progress=progress,
-                               augmentation=experiment.augmentation)
+                               augmentation=experiment.augmentation, experiment=name,
+                               head=experiment.head)
+
+
+def leave_one_lineage_out(profile: Profile, name: str, progress=None) -> dict:
+    """The experiment's recipe in every leave-one-lineage-out fold, its results recorded
+    (``instclf train NAME --lineages``, notebook 05); see :mod:`instclf.lineages`."""
+    from . import lineages
+
+    experiment = get_experiment(name)
+    ensure_available(experiment)
+    if experiment.augmentation is not None or experiment.max_unfrozen_blocks == 0:
+        raise InstclfError(f"experiment {name} is not a recipe the folds train (they unfreeze "
+                           "one block, without augmentation); choose another")
+    result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
+                                            head=experiment.head)
+    lineages.write_summary(profile, name, result)
+    return result

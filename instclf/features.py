@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.fft
 import soundfile as sf
+import soxr
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -241,30 +242,67 @@ def _mel_basis(front_end: FrontEnd) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _window(n_fft: int) -> np.ndarray:
-    return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    # librosa's periodic Hann window bit for bit, without importing scipy.signal (1 s)
+    return np.hanning(n_fft + 1)[:-1].astype(np.float32)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """``librosa.resample(y, res_type="soxr_hq")`` bit for bit (last axis), without importing
+    librosa's core (2 s of a cold start): soxr, then the length librosa fixes."""
+    if orig_sr == target_sr:
+        return y
+    out = soxr.resample(np.asarray(y).T, orig_sr, target_sr, quality="HQ").T
+    length = int(np.ceil(y.shape[-1] * target_sr / orig_sr))
+    out = out[..., :length]
+    pad = [(0, 0)] * (out.ndim - 1) + [(0, length - out.shape[-1])]
+    return np.ascontiguousarray(np.pad(out, pad) if length > out.shape[-1] else out)
 
 
 def _power_spectrogram(clips: np.ndarray, n_fft: int, hop: int, workers: int) -> np.ndarray:
-    """(batch, frames, 1 + n_fft // 2) power, framed like librosa's centred STFT."""
+    """(batch, frames, 1 + n_fft // 2) power, framed like librosa's centred STFT.
+
+    Kept by hand: with the mel product and scaling it measured 1.18-1.23x (musicnn) and
+    1.23-1.24x (study) the clips/s of librosa's own batch path (melspectrogram on a batch of
+    clips, same threads, idle machine; benchmarks/bench_features.py).
+    """
     padded = np.pad(clips, [(0, 0), (n_fft // 2, n_fft // 2)])
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
     spectrum = scipy.fft.rfft(frames * _window(n_fft), axis=-1, workers=workers)
     return spectrum.real ** 2 + spectrum.imag ** 2
 
 
-def batch_features(clips: np.ndarray, front_end: FrontEnd,
-                   fft_workers: int | None = None) -> np.ndarray:
-    """Features of many 16 kHz clips at once; agrees with :func:`reference_features`."""
+def spectral_flatness(y: np.ndarray, n_fft: int = 512, hop: int = 256,
+                      loud_db: float = -40.0) -> float:
+    """Median spectral flatness (``librosa.feature.spectral_flatness``) of the frames of a
+    16 kHz recording within ``loud_db`` of its loudest: about 0.56 for white noise, near 0
+    for a tone (``instclf predict``'s "not sure" for noise)."""
+    power = np.maximum(_power_spectrogram(np.atleast_2d(y).astype(np.float32), n_fft, hop,
+                                          1)[0].astype(np.float64), 1e-10)
+    flatness = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
+    energy = power.sum(axis=1)
+    return float(np.median(flatness[energy >= energy.max() * 10 ** (loud_db / 10)]))
+
+
+def batch_features(clips: np.ndarray, front_end: FrontEnd, fft_workers: int | None = None,
+                   mel_basis: np.ndarray | None = None) -> np.ndarray:
+    """Features of many 16 kHz clips at once; agrees with :func:`reference_features`.
+
+    ``mel_basis``: the front end's mel matrix when it is at hand (an exported model stores
+    it, :mod:`instclf.export`), so that prediction needs no librosa.
+    """
     clips = cut_clip(np.atleast_2d(clips), front_end)
     if front_end.sample_rate != SOURCE_RATE:  # row by row: soxr is slow on many channels
-        clips = np.stack([librosa.resample(c, orig_sr=SOURCE_RATE, res_type="soxr_hq",
-                                           target_sr=front_end.sample_rate) for c in clips])
+        clips = np.stack([resample(c, SOURCE_RATE, front_end.sample_rate) for c in clips])
     power = _power_spectrogram(clips, front_end.n_fft, front_end.hop_length,
                                fft_workers or os.cpu_count() or 1)
     if front_end.n_frames:
         power = power[:, :front_end.n_frames]
-    mel = np.swapaxes(power @ _mel_basis(front_end).T, -1, -2)  # (batch, n_mels, frames)
-    scaled = np.stack([_scale(S, front_end) for S in mel])  # per clip: "max" is the clip's
+    basis = _mel_basis(front_end) if mel_basis is None else mel_basis
+    mel = np.swapaxes(power @ basis.T, -1, -2)  # (batch, n_mels, frames)
+    # db_max per clip ("max" is the clip's): librosa's power_to_db bit for bit, in one call
+    # for the batch and without librosa's core; log10_1p as the cached features had it
+    scaled = front_end.from_power(mel) if front_end.scaling == "db_max" else _scale(
+        mel, front_end)
     return _arrange(scaled, front_end).astype(np.float32)
 
 
@@ -350,10 +388,11 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
         return None
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
+    except (OSError, ValueError):
         return None
     stat = path.stat()
-    if (meta.get("inputs") != fingerprint or meta.get("front_end") != _as_json(front_end)
+    if (not isinstance(meta, dict) or not isinstance(meta.get("note_str"), list)
+            or meta.get("inputs") != fingerprint or meta.get("front_end") != _as_json(front_end)
             or meta.get("bytes") != stat.st_size):
         return None
     seen = (str(path), stat.st_size, stat.st_mtime_ns)
@@ -363,7 +402,7 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
         _VERIFIED.add(seen)
     try:
         X = np.load(path, mmap_mode="r")
-    except ValueError:
+    except (OSError, ValueError, EOFError):
         return None
     if X.shape != (len(meta["note_str"]), *front_end.shape):
         return None

@@ -313,8 +313,11 @@ def plot_backbone_comparison(results: pd.DataFrame, ax=None):
 # --- validation and the confusion deep dive (notebooks 05 and 06) ---------------------------
 
 def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
-                            title: str = "Seen and unseen instruments"):
-    """Accuracy with its 95% interval per model and split (notebook 05).
+                            title: str = "Seen and unseen instruments", xlabel: str = "model",
+                            legend_title: str = "test notes from",
+                            legend_loc: str = "lower right"):
+    """Accuracy with its 95% interval per model and split (notebook 05; per lineage left out
+    and recipe for :func:`instclf.lineages.results_frame`).
 
     ``summaries`` has columns ``model``, ``split``, ``accuracy``, ``low``, ``high``.
     """
@@ -330,8 +333,8 @@ def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
                       capsize=3)
         ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
     ax.set_xticks(range(len(models)), models, rotation=25, ha="right", fontsize=9)
-    ax.set(xlabel="model", ylabel="accuracy (share of notes)", ylim=(0, 1.05), title=title)
-    ax.legend(title="test notes from", loc="lower right")
+    ax.set(xlabel=xlabel, ylabel="accuracy (share of notes)", ylim=(0, 1.05), title=title)
+    ax.legend(title=legend_title, loc=legend_loc)
     return fig
 
 

@@ -11,22 +11,40 @@ probability per family. A :class:`Predictor` is loaded once per model file and r
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from . import features, nsynth, render, train
+from . import export, features, nsynth, render
 from .config import FAMILIES, InstclfError
 from .profiles import Profile, get_profile
+
+if TYPE_CHECKING:  # TensorFlow is imported only when a model has no current export
+    import keras
 
 MAX_BYTES = 50 * 1024 * 1024  # size limit for one input
 SILENT_PEAK = render.SILENT_PEAK  # below -80 dBFS: nothing to classify
 FORMATS = "WAV, FLAC, OGG or MP3"
+# What a recording must be to hold a note (README, "When something goes wrong"). The best
+# default model's accuracy on unseen instruments' notes cut short: 15% at 0.1 s, 20% at
+# 0.25 s (guessing: 9%), 42% at 1 s, 56% at 2 s, 79% whole (400 test notes).
+MIN_SECONDS = 0.25
+RATE_RANGE = (8_000, 384_000)  # Hz: telephone audio to the fastest common converters
+# The shortest training note sounds for 0.068 s within 40 dB of its peak (a mallet; 11,700
+# notes of the default profile): what sounds for less than half that is a click, not a note.
+MIN_SOUND_SECONDS = 0.03
+# "Not sure" (see doubt): below this top probability the best default model's answers on
+# unseen instruments are right less than half the time (evaluate.not_sure_threshold of its
+# table: 0.686; 22% of those notes fall below it).
+NOT_SURE_BELOW = 0.69
+# Noise: median spectral flatness of the loud frames (features.spectral_flatness). Training
+# notes reach 0.044 at most; pink noise 0.16, white 0.56; a tone under white noise at 15 dB
+# SNR 0.019.
+NOISE_FLATNESS = 0.1
 # Onset (see find_onset). Every rendered training note reaches -40 dB within 93 ms and
 # starts within 30 ms of its first sample (11,700 notes of the default profile), so a lead-in
 # shorter than ATTACK_SECONDS counts as the note's own attack and the note is left as is.
@@ -46,6 +64,7 @@ class Predictor:
     meta: dict
     front_end: features.FrontEnd
     path: Path | None = None
+    mel_basis: np.ndarray | None = None  # stored with an export: no librosa at prediction
 
 
 _PREDICTORS: dict = {}  # by model file fingerprint (path, size, modification time)
@@ -60,34 +79,64 @@ def predictor_from(model: keras.Model, meta: dict, path: Path | None = None) -> 
     if classes != list(FAMILIES):
         raise InstclfError(f"model {path or ''} predicts {classes}, not NSynth's families "
                            f"{list(FAMILIES)}; use a model trained by instclf")
-    return Predictor(model, meta, features.FrontEnd.from_dict(meta["front_end"]), path)
+    front_end = features.FrontEnd.from_dict(meta["front_end"])
+    shapes = getattr(model, "input_shape", None), getattr(model, "output_shape", None)
+    if shapes[0] is not None and (tuple(shapes[0][1:]) != front_end.shape
+                                  or tuple(shapes[1][1:]) != (len(FAMILIES),)):
+        raise InstclfError(f"model {path or ''} takes {tuple(shapes[0][1:])} and gives "
+                           f"{tuple(shapes[1][1:])}, but its front end {front_end.name} makes "
+                           f"{front_end.shape} and there are {len(FAMILIES)} families; use a "
+                           "model trained by instclf")
+    return Predictor(model, meta, front_end, path)
+
+
+def _loaded(path: Path, exported: bool) -> Predictor:
+    """The model's current export (LiteRT, :mod:`instclf.export`) if wanted and present,
+    else the Keras model itself."""
+    found = export.load_exported(path) if exported else None
+    if found is not None:
+        model, meta, mel_basis = found
+        return replace(predictor_from(model, meta, path), mel_basis=mel_basis)
+    from . import train
+
+    model, meta = train.load_model(path)
+    return predictor_from(model, meta, path)
 
 
 def load_predictor(model_path: str | Path | None = None,
-                   profile: Profile | str | None = None) -> Predictor:
+                   profile: Profile | str | None = None, exported: bool = True) -> Predictor:
     """The classifier at ``model_path``, or the profile's best recorded model.
 
     Loaded once per file and process, then reused (notebook 07, ``instclf predict``, the
     page). Reads only the model file (and, without a path, the profile's models folder):
     never the dataset, never a write. No trained model is an :class:`InstclfError` that
-    says how to get one.
+    says how to get one. With ``exported``, the model's export (``instclf export``) serves
+    instead when it is current: no TensorFlow is imported then.
     """
     if model_path is None:
+        from . import models  # the models on disk, without TensorFlow
+
         profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        model_path = train.best_model_path(profile)
+        model_path = models.best_model_path(profile)
         if model_path is None:
             raise InstclfError(
                 f"profile {profile.name} has no trained model in {profile.models_dir}; train "
-                f"one (instclf train {train.BEST_BACKBONE} --profile {profile.name}, or make "
+                f"one (instclf train {models.BEST_BACKBONE} --profile {profile.name}, or make "
                 "reproduce), or give a model file with --model PATH")
     path = Path(model_path).expanduser().resolve()
     if not path.is_file():
         raise InstclfError(f"model {path} not found; give a .keras file saved by instclf "
                            "(instclf train, notebook 03 or make reproduce trains one)")
-    key = features.inputs_fingerprint([path])  # a retrained model (same path) loads again
+    # a retrained model (same path) loads again
+    key = (features.inputs_fingerprint([path]), exported)
     if key not in _PREDICTORS:
-        model, meta = train.load_model(path)
-        _PREDICTORS[key] = predictor_from(model, meta, path)
+        try:
+            _PREDICTORS[key] = _loaded(path, exported)
+        except (ValueError, TypeError, KeyError, AttributeError, OSError) as error:
+            reason = " ".join(str(error).split())[:300]  # Keras safe mode: a Lambda layer...
+            raise InstclfError(f"model {path} cannot be loaded ({type(error).__name__}: "
+                               f"{reason}); give a .keras file saved by instclf (instclf "
+                               "train, notebook 03 or make reproduce)") from None
     return _PREDICTORS[key]
 
 
@@ -112,6 +161,10 @@ def _input(source: str | Path | bytes, label: str) -> str | io.BytesIO:
         handle = io.BytesIO(bytes(source))
     else:
         path = Path(source).expanduser()
+        if path.is_dir():
+            raise InstclfError(f"{label}: a folder, not an audio file; give the recordings "
+                               f"in it (instclf predict takes a folder that holds {FORMATS} "
+                               "files)")
         if not path.is_file():
             raise InstclfError(f"{label}: no such file; check the path")
         size, handle = path.stat().st_size, str(path)
@@ -127,7 +180,8 @@ def read_audio(source: str | Path | bytes,
     """``y, sr`` of a WAV, FLAC, OGG or MP3 file or its bytes, decoded in memory.
 
     ``y`` is float32, mono ``(samples,)`` or ``(channels, samples)``, at the file's own rate.
-    ``name`` (an upload's file name) only labels error messages. Notebook 07.
+    ``name`` (an upload's file name) only labels error messages. Refuses a file that is not
+    audio, is empty, or holds less than ``MIN_SECONDS``. Notebook 07.
     """
     label = _label(source, name)
     handle = _input(source, label)
@@ -140,24 +194,70 @@ def read_audio(source: str | Path | bytes,
     if y.size == 0:
         raise InstclfError(f"{label}: empty (the file holds no samples); record or export the "
                            "note again")
+    if len(y) / sr < MIN_SECONDS:
+        raise InstclfError(f"{label}: too short: {len(y) / sr:.3f} s of audio, and a note needs "
+                           f"at least {MIN_SECONDS} s (the model learned from 4 s notes); "
+                           "record the whole note")
     y = np.ascontiguousarray(y.T)
     return (y[0] if len(y) == 1 else y), int(sr)
 
 
 # --- the clip -------------------------------------------------------------------------------
 
+def check_recording(y: np.ndarray, sr: int) -> np.ndarray:
+    """A decoded recording's samples as float32, or an :class:`InstclfError` saying why they
+    cannot hold a note.
+
+    Refused: NaN or infinite samples (counted, never repaired: zeroing them would change the
+    note unheard, and a file that holds them is damaged) and a rate outside ``RATE_RANGE``.
+    A float recording beyond full scale is scaled down to it (its level is normalised later
+    anyway). Through :func:`to_mono_16k`.
+    """
+    y = np.asarray(y)
+    bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+    if bad:
+        raise InstclfError(f"{bad:,} of {y.size:,} samples are not numbers (NaN or infinite): "
+                           "a damaged file or a broken export; export the recording again")
+    if not RATE_RANGE[0] <= sr <= RATE_RANGE[1]:
+        raise InstclfError(f"sample rate {sr} Hz; instclf takes {RATE_RANGE[0]:,} to "
+                           f"{RATE_RANGE[1]:,} Hz: export the recording at 44.1 or 48 kHz")
+    peak = float(np.abs(y).max())
+    return (y / peak).astype(np.float32) if peak > 1 else y.astype(np.float32, copy=False)
+
+
 def to_mono_16k(y: np.ndarray, sr: int) -> np.ndarray:
-    """Mix to mono (mean of the channels) and resample to 16 kHz (soxr, as the features do)."""
-    y = np.asarray(y, dtype=np.float32)
+    """Mix to mono (mean of the channels) and resample to 16 kHz (soxr, as the features do).
+
+    Refuses what :func:`check_recording` refuses, and a constant level (DC) with no sound.
+    """
+    y = check_recording(y, sr)
     mono = y.mean(axis=0) if y.ndim == 2 else y
+    offset = float(mono.mean())
+    if abs(offset) >= SILENT_PEAK and float(np.ptp(mono)) < SILENT_PEAK:
+        raise InstclfError(f"no note: a constant level (DC offset {offset:+.3f}) and no sound "
+                           "on it; check the microphone and record the note again")
     if sr != nsynth.SAMPLE_RATE:
-        mono = librosa.resample(mono, orig_sr=sr, target_sr=nsynth.SAMPLE_RATE,
-                                res_type="soxr_hq")
+        mono = features.resample(mono, sr, nsynth.SAMPLE_RATE)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def _gain(db: float) -> float:
     return 10 ** (db / 20)
+
+
+def _envelope(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``|y|`` zero-padded to whole frames, and the peak of each 4 ms frame."""
+    n_frames = -(-len(y) // ENVELOPE_FRAME)
+    padded = np.zeros(n_frames * ENVELOPE_FRAME, np.float32)
+    padded[:len(y)] = np.abs(y)
+    return padded, padded.reshape(n_frames, ENVELOPE_FRAME).max(axis=1)
+
+
+def sound_seconds(y: np.ndarray) -> float:
+    """How long a 16 kHz recording sounds: its 4 ms frames within 40 dB of the loudest."""
+    envelope = _envelope(y)[1]
+    loud = envelope >= envelope.max() * _gain(ONSET_DB)
+    return float(np.count_nonzero(loud) * ENVELOPE_FRAME / nsynth.SAMPLE_RATE)
 
 
 def find_onset(y: np.ndarray) -> int:
@@ -171,10 +271,7 @@ def find_onset(y: np.ndarray) -> int:
     Silence before a note is dropped exactly; a note that starts within ``ATTACK_SECONDS``
     is left as is, as the rendered training notes are.
     """
-    n_frames = -(-len(y) // ENVELOPE_FRAME)
-    padded = np.zeros(n_frames * ENVELOPE_FRAME, np.float32)
-    padded[:len(y)] = np.abs(y)
-    envelope = padded.reshape(n_frames, ENVELOPE_FRAME).max(axis=1)
+    padded, envelope = _envelope(y)
     peak, noise = float(envelope.max()), float(np.percentile(envelope, 10))
     level = min(max(peak * _gain(ONSET_DB), 4 * noise), peak * _gain(NOTE_DB))
     loud = int(np.argmax(envelope >= level))
@@ -216,7 +313,8 @@ def prepare_clip(y: np.ndarray, sr: int, front_end: features.FrontEnd) -> np.nda
 
     Mono mix, resampling, onset alignment (:func:`find_onset`), cut or pad to 4 s, peak
     into the training range (:func:`normalise_level`). ``front_end`` then takes its own clip
-    of this note, as in training. Refuses a silent recording. Notebook 07.
+    of this note, as in training. Refuses (:class:`InstclfError`) what :func:`to_mono_16k`
+    refuses, silence, and a sound shorter than ``MIN_SOUND_SECONDS`` (a click). Notebook 07.
     """
     if front_end.clip_start + front_end.clip_seconds > nsynth.NOTE_SECONDS:
         raise InstclfError(f"front end {front_end.name} wants a clip beyond the 4 s note; "
@@ -227,6 +325,11 @@ def prepare_clip(y: np.ndarray, sr: int, front_end: features.FrontEnd) -> np.nda
         raise InstclfError(f"silent: its loudest sample is at {_dbfs(peak)} dBFS, below "
                            f"{_dbfs(SILENT_PEAK)} dBFS; record the note louder or check the "
                            "microphone")
+    sounding = sound_seconds(mono)
+    if sounding < MIN_SOUND_SECONDS:
+        raise InstclfError(f"no note: it sounds for {sounding:.3f} s within 40 dB of its peak "
+                           f"(a click?), and a note for at least {MIN_SOUND_SECONDS} s; record "
+                           "the note again")
     note = fit_length(mono[find_onset(mono):])
     return normalise_level(note)
 
@@ -235,7 +338,8 @@ def prepare_clip(y: np.ndarray, sr: int, front_end: features.FrontEnd) -> np.nda
 
 def clip_features(clip: np.ndarray, predictor: Predictor) -> np.ndarray:
     """The front end's features of a prepared 4 s note: the spectrogram the model hears."""
-    return features.batch_features(clip[None], predictor.front_end, fft_workers=1)[0]
+    return features.batch_features(clip[None], predictor.front_end, fft_workers=1,
+                                   mel_basis=predictor.mel_basis)[0]
 
 
 def feature_probabilities(X: np.ndarray, predictor: Predictor) -> np.ndarray:
@@ -244,18 +348,26 @@ def feature_probabilities(X: np.ndarray, predictor: Predictor) -> np.ndarray:
     return p / p.sum()
 
 
-def hear(source: str | Path | bytes, predictor: Predictor,
-         name: str | None = None) -> tuple[pd.Series, np.ndarray]:
-    """:func:`predict_audio` and the features the model heard (the page's spectrogram)."""
+def read_clip(source: str | Path | bytes, front_end: features.FrontEnd,
+              name: str | None = None) -> np.ndarray:
+    """:func:`read_audio`, then :func:`prepare_clip`; every refusal names the file
+    (:func:`hear`, ``instclf evaluate``)."""
     y, sr = read_audio(source, name)
     try:
-        clip = prepare_clip(y, sr, predictor.front_end)
+        return prepare_clip(y, sr, front_end)
     except InstclfError as error:
         raise InstclfError(f"{_label(source, name)}: {error}") from None
+
+
+def hear(source: str | Path | bytes, predictor: Predictor,
+         name: str | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """:func:`predict_audio`, the features the model heard (the page's spectrogram) and the
+    prepared clip (for :func:`doubt`)."""
+    clip = read_clip(source, predictor.front_end, name)
     X = clip_features(clip, predictor)
     probabilities = pd.Series(feature_probabilities(X, predictor),
                               index=pd.Index(FAMILIES, name="family"), name="probability")
-    return probabilities, X
+    return probabilities, X, clip
 
 
 def predict_audio(source: str | Path | bytes, predictor: Predictor,
@@ -272,3 +384,20 @@ def top_families(probabilities: pd.Series, k: int = 3) -> list[tuple[str, float]
     """The ``k`` most probable families, most probable first, as (family, probability)."""
     ordered = probabilities.sort_values(ascending=False, kind="stable")
     return [(str(family), float(p)) for family, p in ordered.iloc[:k].items()]
+
+
+def doubt(probabilities: pd.Series, y: np.ndarray | None = None) -> str | None:
+    """Why the answer is "not sure", or None when it is an answer.
+
+    Not sure: the 16 kHz recording or clip ``y`` sounds like noise (spectral flatness above
+    ``NOISE_FLATNESS``), or the top family's probability is below ``NOT_SURE_BELOW``. The
+    top families are still shown. ``instclf predict``, notebook 07's widget and the page.
+    """
+    if y is not None and (flatness := features.spectral_flatness(y)) > NOISE_FLATNESS:
+        return (f"not sure: it sounds like noise, not a note (spectral flatness {flatness:.2f}, "
+                f"above {NOISE_FLATNESS}; every training note stays below 0.05)")
+    family, p = top_families(probabilities, 1)[0]
+    if p < NOT_SURE_BELOW:
+        return (f"not sure: {family} has only {p:.0%}, and below {NOT_SURE_BELOW:.0%} the "
+                "model was right less than half the time on instruments it never heard")
+    return None

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from .config import PROJECT_ROOT, InstclfError, data_dir
 from .sources import Source, read_notes
+from .sources.csound import CsoundRender
+from .sources.faust import FaustRender
 from .sources.official import OfficialNSynth
+from .sources.recorded import Recorded
 from .sources.soundfonts import SoundfontRender
 from .subsets import Selection
 
@@ -66,6 +69,18 @@ class Profile:
         return {source.name: source.root(self.data_dir) for source in self.sources}
 
 
+def with_recordings(sources: tuple[Source, ...], notes_share: float,
+                    offset: int = 10_000) -> tuple[Source, ...]:
+    """The dry sources, then ``notes_share`` of each one's notes through the recording chain
+    (a source ``<name>-recorded`` each; issue 12's lineages profile)."""
+    recorded = tuple(Recorded(name=f"{s.name}-recorded", of=s, notes_share=notes_share,
+                              instrument_offset=offset) for s in sources)
+    return (*sources, *recorded)
+
+
+DEFAULT_SOUNDFONTS = SoundfontRender(name="embedded-default", soundfonts=ALL_SOUNDFONTS,
+                                     notes_per_instrument=20)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -79,10 +94,18 @@ PROFILES = {
         patience=1,
         batch_size=32,
     ),
-    "default": Profile(
-        name="default",
-        sources=(SoundfontRender(name="embedded-default", soundfonts=ALL_SOUNDFONTS,
-                                 notes_per_instrument=20),),
+    "default": Profile(name="default", sources=(DEFAULT_SOUNDFONTS,)),
+    # Every lineage: the default's soundfonts, Csound's and Faust's drawn instruments, and a
+    # share of each through the recording chain (leave-one-lineage-out, notebook 05).
+    "lineages": Profile(
+        name="lineages",
+        sources=with_recordings((
+            DEFAULT_SOUNDFONTS,
+            CsoundRender(name="csound-default", instruments_per_family=20,
+                         notes_per_instrument=12),
+            FaustRender(name="faust-default", instruments_per_family=20,
+                        notes_per_instrument=12),
+        ), notes_share=0.25),
     ),
     "full": Profile(
         name="full",

@@ -39,10 +39,7 @@ from typing import Callable
 
 import numpy as np
 import pedalboard as pb
-import pyroomacoustics as pra
 import soxr
-from audiomentations import AddColorNoise
-from scipy.signal import fftconvolve
 
 from . import nsynth, render, subsets
 from .config import InstclfError
@@ -117,6 +114,8 @@ def draw_room(rng: np.random.Generator) -> dict:
 def room_impulse_response(p: dict) -> np.ndarray:
     """The room's impulse response from source to microphone (pyroomacoustics' image
     sources), starting at the direct sound so the note's onset stays where it was."""
+    import pyroomacoustics as pra  # 1 s to import (scipy.signal): only where rooms are made
+
     absorption, max_order = pra.inverse_sabine(p["rt60_s"], p["size_m"])
     room = pra.ShoeBox(p["size_m"], fs=SR, materials=pra.Material(absorption),
                        max_order=min(max_order, MAX_ORDER))
@@ -129,6 +128,8 @@ def room_impulse_response(p: dict) -> np.ndarray:
 
 
 def apply_room(y: np.ndarray, p: dict) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
     return fftconvolve(y, room_impulse_response(p))[:len(y)].astype(np.float32)
 
 
@@ -181,6 +182,8 @@ def _global_seeds(seed: int):
 
 
 def apply_noise(y: np.ndarray, p: dict) -> np.ndarray:
+    from audiomentations import AddColorNoise
+
     add = AddColorNoise(min_snr_db=p["snr_db"], max_snr_db=p["snr_db"],
                         min_f_decay=p["decay_db_per_octave"], max_f_decay=p["decay_db_per_octave"],
                         p=1.0)

@@ -3,14 +3,18 @@
 The results file (``figures/results.json`` on the default profile) holds, per experiment of
 :mod:`instclf.experiments` (keyed by its name), accuracy on seen and unseen instruments with
 its confidence interval, balanced accuracy and training time, plus the leave-one-soundfont-out
-figures. The README's table is rewritten from it between two markers, so no result is ever
-typed by hand; the runs' labels and the comparisons the findings make come from the registry.
+figures, and the environment it ran in (:func:`environment`). The README's table is rewritten
+from it between two markers, so no result is ever typed by hand; the runs' labels and the
+comparisons the findings make come from the registry.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -36,10 +40,31 @@ def model_results(trained, seen: pd.DataFrame, unseen: pd.DataFrame) -> dict:
             "seen": evaluate.summary(seen), "unseen": evaluate.summary(unseen)}
 
 
+ENVIRONMENT_PACKAGES = ("tensorflow", "keras", "librosa", "numpy")
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict:
+    """What a results file ran on (notebook 05 through :func:`write_results`): Python and the
+    key packages' versions, the platform and the CPU count."""
+    return {"python": platform.python_version(),
+            **{package: _installed(package) for package in ENVIRONMENT_PACKAGES},
+            "instclf": _installed("instclf"),
+            "platform": platform.platform(), "machine": platform.machine(),
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count()}
+
+
 def write_results(profile: Profile, results: dict) -> Path:
-    """Write the results file atomically; returns its path."""
+    """Write the results file atomically, with the environment it ran in; returns its path."""
     path = results_path(profile)
-    storage.write_json(path, {"profile": profile.name, **results})
+    storage.write_json(path, {"profile": profile.name, **results, "environment": environment()})
     return path
 
 
@@ -181,9 +206,73 @@ def notebooks_markdown(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = None) -> dict[str, str]:
-    """The README's generated blocks: results, notebook list and (if measured) benchmarks."""
+LINEAGES_FILE = "lineages.json"  # in figures/: the last leave-one-lineage-out results
+
+
+def lineage_results(profile: Profile) -> dict:
+    """Every leave-one-lineage-out result recorded for the profile (``instclf train NAME
+    --lineages``), with the date and the machine (``instclf results --lineages``)."""
+    from datetime import date
+
+    from . import models
+
+    found = {}
+    for path in sorted(models.lineage_results_dir(profile).glob("*.json")):
+        summary = json.loads(path.read_text())
+        found[summary["experiment"]] = summary
+    if not found:
+        raise InstclfError(f"no leave-one-lineage-out results for profile {profile.name}; run "
+                           f"INSTCLF_PROFILE={profile.name} instclf train NAME --lineages "
+                           "(or make experiments)")
+    return {"profile": profile.name, "date": date.today().isoformat(),
+            "environment": environment(), "experiments": found}
+
+
+def lineages_markdown(results: dict) -> str:
+    """The README's leave-one-lineage-out table: accuracy on each lineage left out (95%
+    interval over instruments), per recipe, then the mean and the lowest."""
+    runs = results["experiments"]
+    names = list(runs)
+    lineages = sorted({lineage for run in runs.values() for lineage in run["per_lineage"]})
+    lines = ["| lineage left out | " + " | ".join(experiments.label(n) for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for lineage in lineages:
+        cells = [_with_interval(runs[n]["per_lineage"][lineage])
+                 if lineage in runs[n]["per_lineage"] else "" for n in names]
+        lines.append(f"| {lineage} | " + " | ".join(cells) + " |")
+    lines.append("| **mean** | " + " | ".join(f"**{runs[n]['mean_accuracy']:.1%}**"
+                                              for n in names) + " |")
+    lines.append("| lowest | " + " | ".join(f"{runs[n]['lowest_accuracy']:.1%}"
+                                            for n in names) + " |")
+    fold = next(iter(runs.values()))
+    schedule = fold["schedule"]
+    return "\n".join(lines + [
+        "", f"Profile `{results['profile']}`, measured {results['date']} "
+        f"({results['environment'].get('cpus')} CPUs). Each fold trains on every other "
+        f"lineage with the same schedule (head up to {schedule['head_epochs']} epochs, then "
+        f"{schedule['max_unfrozen_blocks']} block unfrozen up to {schedule['stage_epochs']}, "
+        f"patience {schedule['patience']}) and is tested on every note of the lineage left "
+        "out, its recorded copies included. Intervals: 95%, bootstrap over instruments."])
+
+
+def lineages_frame(results: dict) -> pd.DataFrame:
+    """The leave-one-lineage-out results (``figures/lineages.json``) as one row per (lineage
+    left out, recipe): ``model`` (the lineage), ``split`` (the recipe's label), ``accuracy``,
+    ``low``, ``high`` (notebook 05's figure, :func:`instclf.plots.plot_accuracy_intervals`)."""
+    rows = [{"model": lineage, "split": experiments.label(name), "accuracy": fold["accuracy"],
+             "low": fold["accuracy_ci95"][0], "high": fold["accuracy_ci95"][1]}
+            for name, run in results["experiments"].items()
+            for lineage, fold in run["per_lineage"].items()]
+    return pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high"])
+
+
+def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = None,
+                  lineages: Path | None = None) -> dict[str, str]:
+    """The README's generated blocks: results, notebook list and (if measured) benchmarks
+    and leave-one-lineage-out results."""
     blocks = {"results": results_markdown(results), "notebooks": notebooks_markdown(notebooks)}
+    if lineages is not None and Path(lineages).is_file():
+        blocks["lineages"] = lineages_markdown(read_results(Path(lineages)))
     if results["dataset"].get("by_family"):
         blocks["dataset"] = dataset_markdown(results)
     if bench_table is not None and Path(bench_table).is_file():

@@ -25,9 +25,13 @@ import numpy as np
 import pandas as pd
 
 from . import augment, backbones, features, storage, subsets
-from .activations import (Batches, activations, cached_activations,  # noqa: F401 (re-exported)
-                          chain, output_shape, predict_in_chunks, profile_cache_dir)
+from .activations import (Batches, Rows, activations,  # noqa: F401 (re-exported)
+                          cached_activations, chain, output_shape, predict_in_chunks,
+                          profile_cache_dir)
 from .config import FAMILIES, InstclfError
+from .models import (BEST_BACKBONE, DESCRIPTION_MEMBER,  # noqa: F401 (re-exported)
+                     best_model_path, lineage_results_dir, lineage_scores, model_description,
+                     recorded_models)
 from .profiles import Profile
 
 HISTORY_COLUMNS = ("stage", "unfrozen_blocks", "epoch", "stage_epoch", "loss", "accuracy",
@@ -225,8 +229,14 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
     def frozen(name: str, X: np.ndarray, start: int, stop: int) -> np.ndarray:
         if start == stop:
             return X
+        if isinstance(X, Rows):  # every row of the base once (shared by folds), then these
+            key = activations_key(Data(X.base, np.empty(0), pd.DataFrame(), X.key), backbone,
+                                  stop)
+            return Rows(cached_activations(model, X.base, start, stop, key, cache_dir,
+                                           progress=progress is not None), X.rows, key)
         key = activations_key(data[name], backbone, stop)
-        return cached_activations(model, X, start, stop, key, cache_dir)
+        return cached_activations(model, X, start, stop, key, cache_dir,
+                                  progress=progress is not None)
 
     state, history = _load_state(run_dir)
     last_stage = schedule.max_unfrozen_blocks if backbone.pretrained else 0
@@ -322,18 +332,21 @@ def _earlier_stages(model, run_dir: Path, state: TrainingState, history: pd.Data
 # --- models on disk -------------------------------------------------------------------------
 
 def run_key(backbone: backbones.Backbone, schedule: Schedule, data: dict[str, Data],
-            augmentation: dict | None = None) -> str:
+            augmentation: dict | None = None, head: str = "average") -> str:
     """Names a training run by the content it depends on (not by how many stages it has done).
 
     The fitted and validation selections enter by their content keys (:func:`data_key`), so
     notes re-rendered under the same names never reuse a stale model. ``augmentation`` (the
-    settings of :class:`instclf.augment.Augmentation`) enters only when given.
+    settings of :class:`instclf.augment.Augmentation`) enters only when given, the head only
+    when it is not the original average pooling.
     """
     settings = {**asdict(schedule), "max_unfrozen_blocks": None, "backbone": backbone.name,
                 "weights": backbone.weights, "front_end": backbone.front_end.key,
                 "fit": data["fit"].key, "valid": data["valid"].key}
     if augmentation is not None:
         settings["augmentation"] = dict(augmentation)
+    if head != "average":  # the original head keeps the keys it had
+        settings["head"] = head
     return f"{backbone.name}-{storage.content_key('model', settings)[:10]}"
 
 
@@ -347,7 +360,6 @@ class TrainedModel:
     path: Path
 
 
-DESCRIPTION_MEMBER = "instclf.json"  # the description inside the .keras archive
 
 
 def save_model(model: keras.Model, meta: dict, path: Path) -> None:
@@ -362,23 +374,6 @@ def save_model(model: keras.Model, meta: dict, path: Path) -> None:
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(DESCRIPTION_MEMBER, json.dumps(meta, indent=2, sort_keys=True))
     storage.write_json(path.with_suffix(".json"), meta)
-
-
-def model_description(path: Path) -> dict:
-    """The description a saved model carries (or, for older files, the JSON beside it)."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if DESCRIPTION_MEMBER in archive.namelist():
-                return json.loads(archive.read(DESCRIPTION_MEMBER))
-    except zipfile.BadZipFile:
-        raise InstclfError(f"model {path} is not a Keras model file (.keras); give a model "
-                           "saved by instclf")
-    beside = path.with_suffix(".json")
-    if beside.is_file():
-        return json.loads(beside.read_text())
-    raise InstclfError(f"model {path} carries no instclf description; give a model saved by "
-                       "instclf (instclf train, notebook 03 or make reproduce)")
 
 
 def load_model(path: Path) -> tuple[keras.Model, dict]:
@@ -416,23 +411,28 @@ def augmented_fit(fit: Data, front_end: features.FrontEnd, augmentation) -> Data
 
 def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int | None = None,
                   data: dict[str, Data] | None = None, progress=None,
-                  augmentation=None, strategy=None) -> TrainedModel:
+                  augmentation=None, strategy=None, schedule: Schedule | None = None,
+                  models_dir: Path | None = None, experiment: str | None = None,
+                  head: str = "average") -> TrainedModel:
     """The backbone's classifier trained on the profile, from disk if already trained.
 
     Runs, resumes or extends the staged schedule as needed (notebooks 03 to 05).
     ``augmentation`` (an :class:`instclf.augment.Augmentation`) trains on the fitted notes
     plus that many augmented copies (notebook 04); pass the plain ``data``: the copies are
     made only when the run has to train. ``strategy``: a ``tf.distribute`` strategy to build
-    and train under (default: :func:`distribution_strategy`).
+    and train under (default: :func:`distribution_strategy`). ``schedule`` and ``models_dir``
+    replace the profile's (the leave-one-lineage-out folds of :mod:`instclf.lineages`).
+    ``experiment``: the registry's name of the recipe, recorded in the model's description;
+    ``head``: the pooling of :data:`instclf.backbones.HEADS`.
     """
     backbone = backbones.get_backbone(backbone_name)
-    schedule = schedule_for(profile, max_unfrozen_blocks)
+    schedule = schedule or schedule_for(profile, max_unfrozen_blocks)
     data = data or training_data(profile, backbone.front_end, progress=progress is not None)
     if "copy" in data["fit"].notes.columns:
         raise InstclfError("trained_model takes the plain training data; ask for augmented "
                            "copies with augmentation=instclf.augment.Augmentation(...)")
     settings = augmentation.settings() if augmentation is not None else None
-    run_dir = profile.models_dir / run_key(backbone, schedule, data, settings)
+    run_dir = (models_dir or profile.models_dir) / run_key(backbone, schedule, data, settings, head)
     model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
     if model_path.is_file():
         model, meta = load_model(model_path)
@@ -443,12 +443,13 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         data = {**data, "fit": augmented_fit(data["fit"], backbone.front_end, augmentation)}
     keras.utils.set_random_seed(schedule.seed)
     with (strategy or distribution_strategy()).scope():
-        model = backbones.build_classifier(backbone)
+        model = backbones.build_classifier(backbone, head=head)
         state, history = staged_training(model, backbone, data, schedule, run_dir, progress,
                                          cache_dir=profile_cache_dir(profile))
     set_trainable(model, 0, keep_batchnorm_frozen=False)
     meta = {
-        "backbone": backbone.name, "weights": backbone.weights, "classes": list(FAMILIES),
+        "backbone": backbone.name, "head": head, "weights": backbone.weights,
+        "classes": list(FAMILIES),
         "front_end": asdict(backbone.front_end), "profile": profile.name,
         "data": {name: data[name].key for name in ("fit", "valid")},
         "schedule": asdict(schedule),
@@ -461,38 +462,12 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     }
     if settings is not None:
         meta.update(augmentation=settings, fit_notes=len(data["fit"]))
+    if experiment is not None:
+        meta["experiment"] = experiment
     save_model(model, meta, model_path)
     return TrainedModel(model, history, meta, model_path)
 
 
-BEST_BACKBONE = "musicnn_vgg_msd_whole"  # trained when a profile has no model yet
-
-
-def recorded_models(profile: Profile) -> list[tuple[Path, dict]]:
-    """Every finished model training recorded under the profile's models folder, with the
-    description it carries (:func:`model_description`); files that are not models are
-    passed over."""
-    found = []
-    for model_path in sorted(profile.models_dir.glob("*/stages*.keras")):
-        try:
-            meta = model_description(model_path)
-        except (InstclfError, OSError, ValueError):
-            continue
-        if meta.get("best_val_loss") is not None:
-            found.append((model_path, meta))
-    return found
-
-
-def best_model_path(profile: Profile) -> Path | None:
-    """The profile's best model: of every model training recorded, the one with the lowest
-    validation loss (held-out instruments); None when nothing is trained yet.
-
-    Reads only the models folder, so it works on a data root that holds nothing else.
-    """
-    recorded = recorded_models(profile)
-    if not recorded:
-        return None
-    return min(recorded, key=lambda found: (found[1]["best_val_loss"], str(found[0])))[0]
 
 
 def best_model(profile: Profile, progress=None) -> TrainedModel:

@@ -3,8 +3,8 @@
 :func:`handle_upload` is the whole of what happens to an uploaded file (bytes in, chart and
 message out); the upload panel only wires a ``FileUpload`` to it, so notebook 07 runs the same
 code headless. DOM elements carry stable CSS classes (``instclf-upload``, ``instclf-chart``,
-``instclf-spectrogram``, ``instclf-prediction``, ``instclf-family``, ``instclf-error``) for
-the browser test.
+``instclf-spectrogram``, ``instclf-prediction``, ``instclf-family``, ``instclf-not-sure``,
+``instclf-error``) for the browser test.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from . import plots, predict
+from . import phrases, plots, predict
 from .config import InstclfError
 
 ACCEPT = "audio/*,.wav,.flac,.ogg,.oga,.mp3"
@@ -31,6 +32,8 @@ class Result(NamedTuple):
     figure: plt.Figure | None
     message: str
     spectrogram: plt.Figure | None = None  # the features the model heard
+    doubt: str | None = None  # why the answer is "not sure" (predict.doubt), or None
+    waveform: plt.Figure | None = None  # the recording with its notes and their families
 
     @property
     def ok(self) -> bool:
@@ -46,15 +49,31 @@ def handle_upload(content: bytes, name: str | None, predictor: predict.Predictor
     the reason as the message, never an exception.
     """
     try:
-        probabilities, X = predict.hear(bytes(content), predictor, name=name)
+        heard = phrases.hear(bytes(content), predictor, name=name)
     except InstclfError as error:
         return Result(None, None, str(error))
+    probabilities, X = heard.probabilities, heard.X
     family, p = predict.top_families(probabilities, k=1)[0]
+    unsure = predict.doubt(probabilities, heard.y)
     figure = plots.plot_family_probabilities(probabilities, title=f"What the model hears: {name}",
                                              true_family=true_family)
     spectrogram = plots.plot_spectrogram(X, predictor.front_end, title=(
         f"The clip as the model hears it ({predictor.front_end.name} front end)"))
-    return Result(probabilities, figure, f"predicted family: {family} ({p:.0%})", spectrogram)
+    message = f"predicted family: {family} ({p:.0%})" + (f"; {unsure}" if unsure else "")
+    return Result(probabilities, figure, message, spectrogram, unsure, waveform_figure(heard))
+
+
+def waveform_figure(heard: phrases.Heard) -> plt.Figure:
+    """The recording's waveform with each note found shaded and labelled with its family."""
+    figure, ax = plt.subplots(figsize=(8, 2.2))
+    ax.plot(np.arange(len(heard.y)) / phrases.SR, heard.y, lw=0.4, color="0.3")
+    for k, note in heard.notes.iterrows():
+        ax.axvspan(note.start_s, note.stop_s, color=f"C{k % 10}", alpha=0.2)
+        ax.text(note.start_s, 1.02, f"{note.family} {note.probability:.0%}", fontsize=8,
+                transform=ax.get_xaxis_transform(), va="bottom")
+    ax.set(xlabel="time (s)", yticks=[], title=f"{len(heard.notes)} note(s) found")
+    figure.tight_layout()
+    return figure
 
 
 def handle_note(note: pd.Series, predictor: predict.Predictor) -> Result:
@@ -75,17 +94,19 @@ def _image(css_class: str) -> widgets.Image:
     return widgets.Image(format="png", layout=layout).add_class(css_class)
 
 
-def _result_view() -> tuple[widgets.HTML, widgets.HTML, widgets.Image, widgets.Image]:
+def _result_view() -> tuple[widgets.HTML, widgets.HTML, widgets.Image, widgets.Image,
+                            widgets.Image]:
     prediction = widgets.HTML().add_class("instclf-prediction")
     error = widgets.HTML().add_class("instclf-error")
-    return prediction, error, _image("instclf-chart"), _image("instclf-spectrogram")
+    return (prediction, error, _image("instclf-chart"), _image("instclf-spectrogram"),
+            _image("instclf-waveform"))
 
 
 def _show(result: Result, prediction: widgets.HTML, error: widgets.HTML,
           *images: widgets.Image) -> None:
     """Puts a :class:`Result` into the output widgets: prediction, chart and spectrogram, or
     the error."""
-    figures = (result.figure, result.spectrogram)
+    figures = (result.figure, result.spectrogram, result.waveform)
     for image, figure in zip(images, figures):
         if figure is not None:
             image.value = _png(figure)
@@ -93,7 +114,9 @@ def _show(result: Result, prediction: widgets.HTML, error: widgets.HTML,
     if result.ok:
         family, p = predict.top_families(result.probabilities, k=1)[0]
         prediction.value = (f"Predicted family: <b class='instclf-family'>{family}</b> "
-                            f"({p:.0%} probability)")
+                            f"({p:.0%} probability)" + (
+                                f"<br><i class='instclf-not-sure'>{html.escape(result.doubt)}"
+                                "</i>" if result.doubt else ""))
         error.value = ""
     else:
         prediction.value = ""

@@ -31,7 +31,7 @@ def wav_bytes(pitch: int, harmonics: int = 1) -> bytes:
     f0 = 440.0 * 2 ** ((pitch - 69) / 12)
     y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, harmonics + 1)
             if f0 * k < nsynth.SAMPLE_RATE / 2)
-    y = 0.5 * y / np.abs(y).max() * np.exp(-t)
+    y = 0.8 * y / np.abs(y).max() * np.exp(-t)  # official notes peak at 0.57 to 1.0
     buffer = io.BytesIO()
     sf.write(buffer, y, nsynth.SAMPLE_RATE, format="WAV", subtype="PCM_16")
     return buffer.getvalue()

@@ -7,17 +7,22 @@ reads the predicted family and sees the spectrogram and the note explorer, then 
 file named ``.wav`` and a file past the size limit and reads their errors. A second start
 serves a read-only data root that holds only a model: the page predicts, shows no explorer
 and writes nothing. The tests bound themselves (Voila start, page load and each upload have
-their own timeouts) and always stop Voila and its kernel. They never skip: without Chromium
-they fail and say how to install it.
+their own timeouts) and always stop Voila and its kernel. Where Chromium is absent the browser
+tests skip, saying why and how to install it (`make test` installs it where it can); with
+``INSTCLF_REQUIRE_CHROMIUM`` set (``.ci/run``) they fail instead.
 """
 
 from __future__ import annotations
 
 import datetime
+import http.client
+import os
+import re
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import ipywidgets
 import nbformat
@@ -85,17 +90,24 @@ def test_page_takes_uploads_past_the_size_limit():
     assert app.WEBSOCKET_MAX_BYTES > predict.MAX_BYTES + 2**20
 
 
-def test_chromium_is_installed():
+def chromium_or_skip() -> str:
+    """Chromium's path; where it is absent, a skip that says why and how to install it (a
+    failure when ``INSTCLF_REQUIRE_CHROMIUM`` is set, as ``.ci/run`` does)."""
     try:
-        path = app.find_chromium()
-    except Exception as error:  # an InstclfError that says `make system` installs it
-        pytest.fail(str(error))
-    assert Path(path).is_file()
+        return app.find_chromium()
+    except Exception as error:  # an InstclfError that says how to install it
+        if os.environ.get("INSTCLF_REQUIRE_CHROMIUM"):
+            pytest.fail(str(error))
+        pytest.skip(f"no browser test of the page on this machine: {error}")
+
+
+def test_chromium_is_installed():
+    assert Path(chromium_or_skip()).is_file()
 
 
 def test_page_predicts_an_upload_and_refuses_what_is_not_a_note(smoke, tmp_path):
     start = time.monotonic()
-    app.find_chromium()  # fails first with the install command, before Voila starts
+    chromium_or_skip()  # skips (or fails) first with the install command, before Voila starts
     note = app.demo_note(smoke)
     wav = Path(note["path"]).read_bytes()
     probabilities = predict.predict_audio(wav, predict.load_predictor(profile=smoke))
@@ -141,6 +153,56 @@ def test_page_predicts_an_upload_and_refuses_what_is_not_a_note(smoke, tmp_path)
     assert took < TOTAL_BUDGET, f"the browser test took {took:.0f} s"
 
 
+def _get(url: str, path: str = "/", host: str | None = None, origin: str | None = None,
+         until: str | None = None) -> tuple[int, str]:
+    """A plain HTTP GET, as a script or another site's page sends it: the status and the body
+    read until the regular expression ``until`` matches (else the first 2 kB)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PAGE_TIMEOUT)
+    headers = {"Host": host or parts.netloc, **({"Origin": origin} if origin else {})}
+    try:
+        connection.request("GET", path, headers=headers)
+        response, body = connection.getresponse(), ""
+        while chunk := response.read1(4096).decode(errors="replace"):
+            body += chunk
+            if until is None or re.search(until, body):
+                break
+        return response.status, body
+    finally:
+        connection.close()
+
+
+def test_page_refuses_other_hosts_and_origins_and_loads_past_its_kernel_limit(smoke, tmp_path):
+    """DNS rebinding (another site's name pointed at 127.0.0.1) sends that name as Host: 403.
+    With a limit of one kernel, a second page load is refused (503) until the first kernel,
+    idle, is culled."""
+    log = tmp_path / "voila.log"
+    options = ("--BoundedKernelManager.max_kernels=1", "--MappingKernelManager.cull_interval=1",
+               "--MappingKernelManager.cull_idle_timeout=3")
+    try:
+        with app.serving(smoke, timeout=START_TIMEOUT, log_path=log, options=options) as url:
+            port = urlsplit(url).port
+            assert _get(url, host=f"rebound.example:{port}")[0] == 403
+            status, page = _get(url, until=r'"kernelId": "[0-9a-f-]+"')
+            assert status == 200
+            kernel = f"/api/kernels/{re.search(r'kernelId.: .([0-9a-f-]+)', page)[1]}"
+            assert _get(url, kernel, host=f"localhost:{port}")[0] == 200
+            assert _get(url, kernel, host=f"rebound.example:{port}")[0] == 403
+            assert _get(url, kernel, origin=f"http://127.0.0.1:{port}")[0] == 200
+            assert _get(url, kernel, origin="http://rebound.example")[0] == 404  # hidden
+            status, busy = _get(url)
+            assert status == 503 and "serves 1 visitors at once" in busy
+            deadline = time.monotonic() + PAGE_TIMEOUT  # the notebook runs, then idles 3 s
+            while _get(url, kernel)[0] == 200 and time.monotonic() < deadline:
+                time.sleep(1)
+            assert _get(url, kernel)[0] == 404, "the idle kernel was not culled"
+            assert _get(url)[0] == 200  # its place is free again
+    except BaseException:
+        if log.is_file():
+            print(f"--- Voila's output ({log}):\n{log.read_text(errors='replace')[-6000:]}")
+        raise
+
+
 def test_screenshot_is_retaken_only_when_the_model_or_the_page_changed(tmp_path):
     import os
 
@@ -159,6 +221,7 @@ def test_screenshot_is_retaken_only_when_the_model_or_the_page_changed(tmp_path)
 
 
 def test_page_serves_a_read_only_root_that_holds_only_a_model(model_only, smoke, tmp_path):
+    chromium_or_skip()
     root = model_only.data_dir
     wav = Path(app.demo_note(smoke)["path"]).read_bytes()  # from the project's own data root
     model = train.best_model_path(model_only).resolve()

@@ -16,7 +16,10 @@ spec.loader.exec_module(table)
 RESULTS = {
     "render.json": {"benchmark": "render", "notes": 100, "cpu_count": 2, "machine": "x86_64",
                     "notes_per_second_1_process": 200.0,
-                    "notes_per_second_2_processes": 300.0, "ratio_2_vs_1": 1.5},
+                    "notes_per_second_2_processes": 300.0, "ratio_2_vs_1": 1.5,
+                    "lineages": {label: {"notes": 44, "notes_per_second_1_process": 20.0,
+                                         "notes_per_second_2_processes": 30.0,
+                                         "ratio_2_vs_1": 1.5} for label in ("Csound", "Faust")}},
     "features.json": {"benchmark": "features", "clips": 330, "front_ends": {
         "musicnn": {"batched": 4000.0, "librosa_loop": 1000.0, "ratio_vs_librosa_loop": 4.0},
         "study": {"batched": 1000.0, "librosa_loop": 400.0, "png_route": 50.0,
@@ -45,6 +48,28 @@ RESULTS = {
                                             "in_ram_gb": gb, "disk_stage1_gb": gb - 0.5}
                                      for name, notes, gb in (("full", 191880, 20.5),
                                                              ("nsynth", 56678, 9.5))}},
+    "page.json": {"benchmark": "page", "sessions": 4, "abandoned_loads": 2, "max_kernels": 4,
+                  "idle_timeout_s": 10, "median_upload_to_answer_s": 2.0,
+                  "median_page_load_s": 40.0, "defaults_median_upload_to_answer_s": 2.5,
+                  "bounded": {"peak_rss_mb": 3600, "peak_pss_mb": 2000, "peak_kernels": 4,
+                              "sessions_served": 4},
+                  "voila_defaults": {"peak_rss_mb": 5400, "peak_pss_mb": 2800,
+                                     "peak_kernels": 6, "sessions_served": 4}},
+    "determinism.json": {"benchmark": "determinism", "cpu_count": 2, "epochs": 3,
+                         "samples_per_second": {"default": 1000.0, "onednn_off": 800.0,
+                                                "op_determinism": 900.0},
+                         "repeatable": {"default": True, "onednn_off": True},
+                         "thread_count_changes_weights": {"default": False,
+                                                          "onednn_off": True}},
+    "coldstart.json": {"benchmark": "coldstart", "cpu_count": 2,
+                       "keras": {"process_seconds": 6.0, "command": 6.0},
+                       "exported": {"process_seconds": 1.5, "command": 2.0},
+                       "stages": {"scipy.signal": 0.7, "first prediction": 0.1},
+                       "folder": {"files": 120, "batched_files_per_second": 25.0,
+                                  "one_at_a_time_files_per_second": 20.0, "ratio": 1.25}},
+    "phrases.json": {"benchmark": "phrases", "by_notes": {
+        str(k): {"phrases": 236, "notes_found_exactly": 0.9, "first_note": 0.4,
+                 "energy_weighted_log": 0.4 + 0.02 * k} for k in (1, 2, 3, 5)}},
 }
 
 
@@ -59,8 +84,9 @@ def results_dir(tmp_path):
 
 def test_every_line_has_a_figure_an_alternative_and_a_ratio(results_dir):
     rows = table.bench_rows(results_dir)
-    assert len(rows) == 1 + 3 + 1 + 4 + 4 + 1  # render, features, training, predict,
-    # streaming, reproduce
+    assert len(rows) == 3 + 3 + 1 + 4 + 4 + 2 + 2 + 2 + 4 + 1  # render (FluidSynth and two
+    # lineages), features, training, predict, streaming, page, determinism, coldstart, phrases,
+    # reproduce
     for row in rows:
         assert row["figure"] > 0 and row["unit"], row
         assert row["alternative"] and row["alternative_figure"] > 0, row
@@ -106,6 +132,8 @@ def test_missing_files_give_not_measured_lines(tmp_path):
     missing = [r for r in rows if r["note"].startswith("not measured")]
     assert {r["source"] for r in missing} == {"features.json", "training.json",
                                               "predict.json", "streaming.json",
+                                              "page.json", "determinism.json",
+                                              "coldstart.json", "phrases.json",
                                               "reproduce.json"}
     assert all(r["figure"] is None and r["ratio"] is None for r in missing)
     assert "bench_predict.py" in next(r["note"] for r in missing if r["source"] == "predict.json")
@@ -129,6 +157,15 @@ def test_written_table_and_reproduce_record(results_dir, capsys):
     assert (results_dir / "table.md").read_text() in printed
     again = table.bench_rows(results_dir)  # the written table is not read as a benchmark
     assert again == rows
+
+
+def test_page_and_determinism_rows_compare_with_the_defaults(results_dir):
+    rows = {r["source"]: r for r in table.bench_rows(results_dir)[::-1]}
+    page, determinism = rows["page.json"], rows["determinism.json"]
+    assert page["unit"] == "MB" and page["ratio"] == pytest.approx(1.5)
+    assert "4 kernels against 6" in page["note"]
+    assert determinism["ratio"] == pytest.approx(1.25)  # oneDNN on against off
+    assert "identical with oneDNN, different without" in determinism["note"]
 
 
 def test_first_run_alone_says_the_second_is_not_measured():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tarfile
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from instclf import download, nsynth
+from instclf import cli, download, nsynth
 from instclf.config import InstclfError
 from nsynth_archives import NOTES, SPLIT, add, build_archive, example, wav_bytes
 
@@ -106,6 +107,23 @@ def test_archive_url_official_override_and_env(tmp_path, monkeypatch):
     assert download.OFFICIAL_NOTES == {"train": 289_205, "valid": 12_678, "test": 4_096}
 
 
+def test_split_sizes_and_no_split_by_default(tmp_path, capsys):
+    """`instclf data download` fetches only the splits named: none named lists every split with
+    its size and fetches nothing (the training split alone is 22 GB)."""
+    sizes = download.split_sizes()
+    assert sizes["train"] == {"notes": 289_205, "download_gb": 22, "disk_gb": 37.0}
+    assert download.chosen_splits(["valid", "test", "valid"]) == ["valid", "test"]
+    with pytest.raises(InstclfError) as error:
+        download.chosen_splits(None)
+    for split, size in sizes.items():
+        listed = f"{split}: {size['notes']:,} notes, about {size['download_gb']:g} GB"
+        assert listed in str(error.value)
+    assert cli.main(["data", "download", "--root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("instclf: error: name the splits to download")
+    assert "--splits valid test" in err and not (tmp_path / "data").exists()
+
+
 def test_unknown_split_and_file_root_are_refused(tmp_path):
     with pytest.raises(InstclfError, match="unknown split 'dev'.*instclf data download"):
         download.archive_url("dev")
@@ -136,11 +154,16 @@ def test_download_from_file_url_keeps_archive(tmp_path, mirror, archive_bytes, m
     assert kept.read_bytes() == archive_bytes
 
 
-def test_download_over_http_then_reuse_without_network(tmp_path, server):
+def test_download_over_http_then_reuse_without_network(tmp_path, server, caplog):
+    caplog.set_level(logging.INFO, logger="instclf")
     folder = download.download_split(SPLIT, tmp_path, base_url=server.url, progress=False)
     assert nsynth.validate_split(folder) == []
     assert server.requests == [(f"/{download.archive_name(SPLIT)}", None)]
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["downloading", "verifying",
+                                                                   "extracting"]
+    caplog.clear()
     assert download.download_split(SPLIT, tmp_path, base_url=server.url) == folder
+    assert caplog.messages == [f"{folder}: already there and valid, nothing to download"]
     assert len(server.requests) == 1
     (folder / "audio" / f"{NOTES[0]}.wav").unlink()
     download.download_split(SPLIT, tmp_path, base_url=server.url, progress=False)

@@ -33,7 +33,8 @@ def test_every_comparison_names_an_earlier_experiment_and_says_what_changes():
 
 
 def test_two_experiments_never_share_a_run():
-    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources) for e in EXPERIMENTS]
+    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources, e.head)
+               for e in EXPERIMENTS]
     assert len(set(recipes)) == len(recipes)
 
 

@@ -322,3 +322,20 @@ def test_shards_then_a_whole_run_and_a_new_seed_records_again(tmp_path):
     reseeded = Recorded(name="wet", of=folder, conditions=("noise", "codec"), seed=1)
     assert reseeded.render(tmp_path, workers=1, progress=False).counts == {"written": 8}
     assert not np.array_equal(before, nsynth.load_note(path)[0])
+
+
+def test_a_share_of_the_dry_notes_is_recorded_and_the_rest_left_dry(tmp_path):
+    from test_sources import NAMES, write_folder
+
+    write_folder(tmp_path / "mine", NAMES)
+    folder = sources.make_source("folder", name="mine", path="mine")
+    source = Recorded(name="some", of=folder, conditions=("noise",), notes_share=0.5)
+    source.render(tmp_path, workers=1, progress=False)
+    assert source.is_ready(tmp_path)
+    wet = sources.read_source(source, tmp_path, progress=False)
+    assert 0 < len(wet) < len(NAMES)
+    again = Recorded(name="other", of=folder, conditions=("noise",), notes_share=0.5)
+    assert list(again.recorded_notes(folder.read(tmp_path, progress=False)).note_str) == \
+        sorted(wet.dry_note, key=list(NAMES).index)  # drawn per note: the same notes
+    with pytest.raises(InstclfError, match="notes_share"):
+        Recorded(name="none", of=folder, notes_share=0)

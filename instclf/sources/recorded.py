@@ -33,7 +33,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .. import nsynth, recording, render, storage
+from .. import nsynth, recording, render, storage, subsets
 from ..config import InstclfError, keep_freed_memory
 from . import Source
 
@@ -46,13 +46,19 @@ BATCH = 8  # notes per task handed to a worker process
 @dataclass(frozen=True)
 class Recorded(Source):
     """The notes of ``of`` through the recording chain: each of ``conditions`` on ``share``
-    of the notes it suits (at least one per note), drawn with ``seed``."""
+    of the notes it suits (at least one per note), drawn with ``seed``. ``notes_share``:
+    the share of the dry notes recorded (drawn per note with ``seed``; 1 records all)."""
 
     of: Source
     conditions: tuple[str, ...] = recording.CONDITION_NAMES
     share: float = 0.5
     seed: int = 0
     instrument_offset: int = 10_000
+    notes_share: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.notes_share <= 1:
+            raise InstclfError(f"notes_share {self.notes_share} of the dry notes: use (0, 1]")
 
     kind = "recorded"
     renders = True
@@ -81,7 +87,7 @@ class Recorded(Source):
     def plan(self, data_dir: Path, progress: bool = True) -> pd.DataFrame:
         """The wrapped notes (made available first) with the recorded ``name``,
         ``instrument_name`` and the drawn ``conditions`` of each."""
-        dry = self.of.read(data_dir, progress).reset_index(drop=True)
+        dry = self.recorded_notes(self.of.read(data_dir, progress))
         instruments = {i: self.recorded_instrument(i) for i in dry["instrument_str"].unique()}
         names = []
         for note, instrument in zip(dry["note_str"], dry["instrument_str"]):
@@ -92,6 +98,15 @@ class Recorded(Source):
         chain = self.chain
         return dry.assign(name=names, instrument_name=dry["instrument_str"].map(instruments),
                           drawn=[chain.draw(n, str(f)) for n, f in zip(names, dry["family"])])
+
+    def recorded_notes(self, dry: pd.DataFrame) -> pd.DataFrame:
+        """The dry notes that get a recorded copy: ``notes_share`` of them, each drawn on its
+        own (the same note is kept whatever else the source holds)."""
+        if self.notes_share < 1:
+            kept = [subsets.stable_rng(self.seed, "recorded note", name).random() < self.notes_share
+                    for name in dry["note_str"]]
+            dry = dry[np.array(kept, dtype=bool)]
+        return dry.reset_index(drop=True)
 
     def stamp(self, dry: pd.DataFrame) -> dict:
         """What the recorded notes depend on (``recording.json``): the settings and the dry
@@ -112,7 +127,8 @@ class Recorded(Source):
             dry = self.of.read(data_dir, progress=False, ensure=False)
         except InstclfError:
             return False
-        return (_read_json(root / STAMP) == {**self.stamp(dry), "finished": True}
+        return (_read_json(root / STAMP) == {**self.stamp(self.recorded_notes(dry)),
+                                             "finished": True}
                 and all((nsynth.split_folder(root, s) / "examples.json").is_file()
                         for s in self.splits(data_dir)))
 

@@ -1,0 +1,161 @@
+"""Leave-one-lineage-out: how well a recipe hears families in sound it never heard.
+
+A lineage is a family of sound material (a soundfont and the banks derived from it, Csound's
+instruments, Faust's; a recorded copy keeps its dry note's lineage). For each lineage, a fold
+trains the recipe on the profile's fitted and validation notes of every other lineage and
+tests on every note of the lineage left out. All folds read one cache of the frozen
+activations of every note of the profile (:class:`instclf.activations.Rows`), so the frozen
+bottom is computed once, not once per fold. Every fold gets the same schedule
+(:data:`FOLD_SCHEDULE`: shorter than the main model's, with one block unfrozen).
+
+The mean over lineages is the headline of notebook 05 and the README; the profile's best
+model is the one whose recipe has the best mean (:func:`instclf.models.best_model_path`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import backbones, evaluate, features, storage, subsets, train
+from .activations import Rows, cached_activations, chain, output_shape, predict_in_chunks
+from .config import InstclfError
+from .profiles import Profile
+
+FOLD_SCHEDULE = train.Schedule(max_unfrozen_blocks=1, head_epochs=12, stage_epochs=6,
+                               patience=2)
+
+
+def pool(profile: Profile, front_end: features.FrontEnd, progress: bool = True) -> train.Data:
+    """Every note of the profile with its features (the whole-dataset cache, memory-mapped)."""
+    notes = profile.notes(progress=progress).reset_index(drop=True)
+    cached = features.dataset_features(profile, front_end, progress=progress)  # in that order
+    y = train.labels(notes)
+    return train.Data(cached.X, y, notes, train.data_key(cached.digest, y, notes))
+
+
+def lineage_names(notes: pd.DataFrame) -> list[str]:
+    """The lineages of a note table, sorted."""
+    return sorted(notes["lineage"].astype(str).unique())
+
+
+def _subset(everything: train.Data, rows: np.ndarray) -> train.Data:
+    rows = np.sort(rows)
+    notes = everything.notes.iloc[rows].reset_index(drop=True)
+    y = everything.y[rows]
+    return train.Data(Rows(everything.X, rows, everything.key), y, notes,
+                      storage.content_key("rows", everything.key, train.data_key("", y, notes)))
+
+
+def folds(profile: Profile, everything: train.Data) -> dict[str, dict[str, train.Data]]:
+    """For each lineage: ``fit`` and ``valid`` of the profile's selection without it, and
+    ``test``, every note of it (rows of ``everything``, :func:`pool`)."""
+    lineages = lineage_names(everything.notes)
+    if len(lineages) < 2:
+        raise InstclfError(f"profile {profile.name} has one lineage ({lineages[0]}); leaving "
+                           "it out leaves nothing to train on (use the lineages profile)")
+    row_of = pd.Series(np.arange(len(everything)), index=everything.notes["note_str"])
+    selected = subsets.select(everything.notes, profile.selection)
+    lineage = everything.notes["lineage"].astype(str).to_numpy()
+    out = {}
+    for left_out in lineages:
+        fold = {}
+        for name in ("fit", "valid"):
+            rows = row_of[selected[name]["note_str"]].to_numpy()
+            fold[name] = _subset(everything, rows[lineage[rows] != left_out])
+        fold["test"] = _subset(everything, np.flatnonzero(lineage == left_out))
+        out[left_out] = fold
+    return out
+
+
+def fold_dir(profile: Profile, lineage: str) -> Path:
+    """Where the fold without ``lineage`` keeps its models (outside the profile's own models,
+    so the best-model choice never picks a fold)."""
+    return profile.models_dir / "folds" / f"without-{lineage}"
+
+
+def test_predictions(trained: train.TrainedModel, backbone: backbones.Backbone,
+                     test: train.Data, cache_dir: Path) -> pd.DataFrame:
+    """The fold model's predictions table on the lineage left out, from the shared cache of
+    frozen activations (only the top of the chain runs here)."""
+    model = trained.model
+    lowest = (backbones.block_start(model, backbone, trained.meta["schedule"]["max_unfrozen_blocks"])
+              if backbone.pretrained else 0)
+    X = test.X
+    if lowest:
+        key = train.activations_key(train.Data(X.base, np.empty(0), pd.DataFrame(), X.key),
+                                    backbone, lowest)
+        X = Rows(cached_activations(model, X.base, 0, lowest, key, cache_dir), X.rows, key)
+    top = chain(model.layers[lowest:], output_shape(model, lowest))
+    table = evaluate.predictions_table(predict_in_chunks(top, X), test.notes)
+    return table.assign(dry_instrument=dry_instruments(test.notes).to_numpy())
+
+
+def dry_instruments(notes: pd.DataFrame) -> pd.Series:
+    """The instrument each note was played on before any recording chain: a recorded copy
+    and its dry note are one instrument for the bootstrap (they are not independent)."""
+    if "dry_note" not in notes:
+        return notes["instrument_str"].astype(str)
+    dry = notes["dry_note"].where(notes["dry_note"].notna(), notes["note_str"])
+    return dry.astype(str).str.rsplit("-", n=2).str[0]
+
+
+def fold_results(table: pd.DataFrame, seed: int = 0) -> dict:
+    """Accuracy with its bootstrap interval over dry instruments, and per family, of one
+    fold's predictions table."""
+    recall = evaluate.per_family(table)["recall"]
+    by_instrument = table.assign(instrument_str=table["dry_instrument"])
+    return {**evaluate.summary(by_instrument, seed=seed),
+            "per_family": {str(f): (None if np.isnan(a) else float(a))
+                           for f, a in recall.items()}}
+
+
+def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
+                          schedule: train.Schedule = FOLD_SCHEDULE, head: str = "average"
+                          ) -> dict:
+    """Train and test every fold of the recipe (``backbone_name`` and ``head`` with
+    ``schedule``); returns
+    per lineage its results and the mean over lineages (notebook 05, ``make experiments``).
+    Folds already trained are loaded from disk."""
+    backbone = backbones.get_backbone(backbone_name)
+    everything = pool(profile, backbone.front_end, progress=progress is not None)
+    schedule = replace(schedule, seed=profile.seed, batch_size=profile.batch_size)
+    per_lineage, tables = {}, []
+    for lineage, fold in folds(profile, everything).items():
+        trained = train.trained_model(profile, backbone_name, data=fold, progress=progress,
+                                      schedule=schedule, models_dir=fold_dir(profile, lineage),
+                                      head=head)
+        table = test_predictions(trained, backbone, fold["test"],
+                                 train.profile_cache_dir(profile)).assign(lineage=lineage)
+        per_lineage[lineage] = {**fold_results(table, profile.seed),
+                                "fit_notes": len(fold["fit"]), "model": str(trained.path)}
+        tables.append(table)
+        if progress:
+            progress(f"without {lineage}: {per_lineage[lineage]['accuracy']:.1%} on its "
+                     f"{len(table)} notes")
+    accuracies = [r["accuracy"] for r in per_lineage.values()]
+    return {"backbone": backbone_name, "head": head, "schedule": schedule.__dict__,
+            "profile": profile.name,
+            "per_lineage": per_lineage, "mean_accuracy": float(np.mean(accuracies)),
+            "lowest_accuracy": float(np.min(accuracies)),
+            "predictions": pd.concat(tables, ignore_index=True)}
+
+
+def summary_path(profile: Profile, experiment: str) -> Path:
+    """Where an experiment's leave-one-lineage-out results are kept (read by
+    :func:`instclf.models.best_model_path` to choose the profile's best model)."""
+    return train.lineage_results_dir(profile) / f"{experiment}.json"
+
+
+def write_summary(profile: Profile, experiment: str, result: dict) -> Path:
+    """The results without the predictions as JSON, the predictions as CSV beside them."""
+    path = summary_path(profile, experiment)
+    storage.write_json(path, {"experiment": experiment,
+                              **{k: v for k, v in result.items() if k != "predictions"}})
+    with storage.atomic_path(path.with_suffix(".csv")) as tmp:
+        result["predictions"].to_csv(tmp, index=False)
+    return path
+

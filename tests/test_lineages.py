@@ -1,0 +1,173 @@
+"""Leave-one-lineage-out folds (instclf.lineages) and the shared activations they read."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from instclf import backbones, lineages, train
+from instclf.activations import Rows
+from instclf.config import InstclfError
+from instclf.profiles import Profile
+
+TINY_FOLDS = train.Schedule(max_unfrozen_blocks=1, head_epochs=2, stage_epochs=1, patience=1,
+                            batch_size=16, min_improvement=-1.0)
+
+
+@pytest.fixture(scope="module")
+def everything(tiny_profile, tiny_dataset):
+    backbone = backbones.get_backbone("musicnn_vgg")
+    return lineages.pool(tiny_profile, backbone.front_end, progress=False)
+
+
+def test_rows_read_the_rows_they_name_in_order():
+    base = np.arange(40, dtype=np.float32).reshape(10, 4)
+    rows = Rows(base, [7, 2, 5], "k")
+    assert rows.shape == (3, 4) and len(rows) == 3
+    np.testing.assert_array_equal(rows[:], base[[2, 5, 7]])
+    np.testing.assert_array_equal(rows[np.array([0, 2])], base[[2, 7]])
+    np.testing.assert_array_equal(np.asarray(rows), base[[2, 5, 7]])
+
+
+def test_each_fold_trains_without_its_lineage_and_tests_on_all_of_it(tiny_profile, everything):
+    notes = everything.notes
+    assert lineages.lineage_names(notes) == ["TimGM6mb", "sf_GMbank"]
+    folds = lineages.folds(tiny_profile, everything)
+    assert set(folds) == {"TimGM6mb", "sf_GMbank"}
+    for left_out, fold in folds.items():
+        assert set(fold["test"].notes["lineage"]) == {left_out}
+        assert len(fold["test"]) == int((notes["lineage"] == left_out).sum())
+        for name in ("fit", "valid"):
+            assert len(fold[name]) and left_out not in set(fold[name].notes["lineage"])
+            assert set(fold[name].notes["split"]) == ({"train"} if name == "fit" else {"valid"})
+            X = fold[name].X
+            assert isinstance(X, Rows) and X.key == everything.key
+            np.testing.assert_array_equal(X[:], np.asarray(everything.X)[X.rows])
+            pd.testing.assert_series_equal(fold[name].notes["note_str"],
+                                           everything.notes["note_str"].iloc[X.rows]
+                                           .reset_index(drop=True))
+    keys = {fold["fit"].key for fold in folds.values()}
+    assert len(keys) == 2, "each fold's selection has its own key"
+
+
+def test_one_lineage_is_refused(tiny_profile, everything):
+    one = everything.notes["lineage"] == "TimGM6mb"
+    alone = train.Data(everything.X, everything.y[one.to_numpy()], everything.notes[one],
+                       everything.key)
+    with pytest.raises(InstclfError, match="one lineage"):
+        lineages.folds(tiny_profile, alone)
+
+
+def test_training_on_rows_is_training_on_the_rows_copied(tiny_profile, everything, tmp_path):
+    fold = lineages.folds(tiny_profile, everything)["sf_GMbank"]
+    backbone = backbones.get_backbone("musicnn_vgg")
+    copied = {name: train.Data(np.asarray(fold[name].X), fold[name].y, fold[name].notes, "")
+              for name in ("fit", "valid")}
+    histories = []
+    for name, data in (("rows", fold), ("copied", copied)):
+        keras.utils.set_random_seed(0)
+        model = backbones.build_classifier(backbone)
+        _, history = train.staged_training(model, backbone, data, TINY_FOLDS, tmp_path / name,
+                                           cache_dir=tmp_path / "cache")
+        histories.append(history)
+    np.testing.assert_allclose(histories[0]["loss"].astype(float),
+                               histories[1]["loss"].astype(float), rtol=1e-4)
+    np.testing.assert_allclose(histories[0]["val_loss"].astype(float),
+                               histories[1]["val_loss"].astype(float), rtol=1e-4)
+    # the rows' bottom was computed once over every note of the profile
+    shapes = sorted(np.load(p, mmap_mode="r").shape[0] for p in (tmp_path / "cache").glob("*.npy"))
+    assert len(everything) in shapes
+
+
+def test_dry_and_recorded_copies_are_one_instrument_for_the_bootstrap():
+    notes = pd.DataFrame({
+        "note_str": ["flute_synthetic_003-060-100", "flute_synthetic_10003-060-100",
+                     "reed_synthetic_004-061-100"],
+        "instrument_str": ["flute_synthetic_003", "flute_synthetic_10003", "reed_synthetic_004"],
+        "dry_note": [np.nan, "flute_synthetic_003-060-100", np.nan]})
+    assert list(lineages.dry_instruments(notes)) == ["flute_synthetic_003"] * 2 + [
+        "reed_synthetic_004"]
+
+
+def test_leave_one_lineage_out_trains_each_fold_once_and_reports_it(tiny_profile, everything,
+                                                                    monkeypatch):
+    profile: Profile = replace(tiny_profile, seed=3)
+    fits = []
+    original = train.fit_stage
+    monkeypatch.setattr(train, "fit_stage", lambda *a, **k: fits.append(1) or original(*a, **k))
+    result = lineages.leave_one_lineage_out(profile, "musicnn_vgg", schedule=TINY_FOLDS)
+    assert len(fits) == 4, "two folds of two stages"
+    assert set(result["per_lineage"]) == {"TimGM6mb", "sf_GMbank"}
+    for lineage, fold in result["per_lineage"].items():
+        table = result["predictions"][result["predictions"]["lineage"] == lineage]
+        assert fold["notes"] == len(table)
+        assert fold["accuracy"] == pytest.approx(
+            (table["predicted"].astype(str) == table["family"].astype(str)).mean())
+        low, high = fold["accuracy_ci95"]
+        assert low <= fold["accuracy"] <= high
+        assert lineages.fold_dir(profile, lineage) in [p.parent.parent for p in
+                                                       [train.Path(fold["model"])]]
+    assert result["mean_accuracy"] == pytest.approx(
+        np.mean([f["accuracy"] for f in result["per_lineage"].values()]))
+    fold_models = {train.Path(fold["model"]) for fold in result["per_lineage"].values()}
+    assert not fold_models & {path for path, _ in train.recorded_models(profile)}, \
+        "folds are never the profile's models"
+    again = lineages.leave_one_lineage_out(profile, "musicnn_vgg", schedule=TINY_FOLDS)
+    assert len(fits) == 4, "trained folds are loaded, not trained again"
+    assert again["mean_accuracy"] == pytest.approx(result["mean_accuracy"])
+
+
+def test_the_statistics_head_pools_mean_and_maximum_and_loads_in_safe_mode(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 5, 3, 4)).astype(np.float32)
+    pooled = np.asarray(backbones.StatisticsPooling2D()(x))
+    np.testing.assert_allclose(pooled, np.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))],
+                                                      axis=-1), rtol=1e-6)
+    backbone = backbones.get_backbone("scratch_cnn")
+    model = backbones.build_classifier(backbone, head="statistics")
+    assert isinstance(model.get_layer(backbones.HEAD[0]), backbones.StatisticsPooling2D)
+    assert backbones.block_start(model, backbone, 0) == [l.name for l in model.layers].index(
+        backbones.HEAD[0])
+    path = tmp_path / "stats.keras"
+    train.save_model(model, {"head": "statistics"}, path)
+    loaded, _ = train.load_model(path)
+    X = np.random.default_rng(1).normal(size=(2, *model.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(InstclfError, match="unknown head"):
+        backbones.build_classifier(backbone, head="attention")
+
+
+def test_the_head_enters_the_run_key_only_when_it_is_not_the_original(everything):
+    backbone = backbones.get_backbone("musicnn_vgg")
+    data = {"fit": everything, "valid": everything}
+    schedule = train.Schedule()
+    assert train.run_key(backbone, schedule, data) == train.run_key(backbone, schedule, data,
+                                                                    head="average")
+    assert train.run_key(backbone, schedule, data) != train.run_key(backbone, schedule, data,
+                                                                    head="statistics")
+
+
+def _recorded(profile: Profile, name: str, experiment: str, val_loss: float):
+    path = profile.models_dir / name / "stages1.keras"
+    path.parent.mkdir(parents=True)
+    model = backbones.build_classifier(backbones.get_backbone("scratch_cnn"))
+    train.save_model(model, {"experiment": experiment, "best_val_loss": val_loss}, path)
+    return path
+
+
+def test_the_best_model_follows_leave_one_lineage_out_not_validation_loss(tmp_path):
+    profile = Profile(name="choice", sources=(), data_dir=tmp_path)
+    in_distribution = _recorded(profile, "a", "low_loss", 0.2)
+    generalises = _recorded(profile, "b", "high_loss", 0.5)
+    assert train.best_model_path(profile) == in_distribution  # nothing else recorded yet
+    for experiment, mean in (("low_loss", 0.55), ("high_loss", 0.71)):
+        (train.lineage_results_dir(profile)).mkdir(exist_ok=True)
+        (train.lineage_results_dir(profile) / f"{experiment}.json").write_text(
+            f'{{"experiment": "{experiment}", "mean_accuracy": {mean}}}')
+    assert train.best_model_path(profile) == generalises
+    (train.lineage_results_dir(profile) / "broken.json").write_text("[")
+    assert train.best_model_path(profile) == generalises, "an unreadable record ranks nothing"
