@@ -1,4 +1,5 @@
-# The two commands: `make reproduce` and `make test`. Both bootstrap a fresh Debian/Ubuntu
+# The two commands: `make reproduce` (it also writes each executed notebook as a static page,
+# reports/NN_slug.html) and `make test`. Both bootstrap a fresh Debian/Ubuntu
 # machine: system packages through apt-get (as root; otherwise the exact line to run),
 # a virtual environment in .venv, and the package installed editable from the lock file
 # (constraints.txt). A second run with everything present installs nothing. Elsewhere (macOS,
@@ -108,7 +109,10 @@ reproduce: system browser venv
 			--ExecutePreprocessor.timeout=1800 --output-dir $(REPORTS) $$nb --log-level WARN \
 			|| exit 1; \
 		echo "   $$(( $$(date +%s) - t0 )) s"; \
+		$(BIN)/jupyter nbconvert --to html --output-dir $(REPORTS) \
+			$(REPORTS)/$$(basename $$nb) --log-level WARN || exit 1; \
 	done; \
+	echo "   static pages: $(REPORTS)/NN_slug.html (open them in a browser)"; \
 	echo "== the web page (figures/07_prediction_page.png)"; t0=$$(date +%s); \
 	INSTCLF_PROFILE=default $(BIN)/python -m instclf.app screenshot --if-stale figures/07_prediction_page.png \
 		|| exit 1; \
@@ -120,14 +124,15 @@ reproduce: system browser venv
 	echo "make reproduce: $$seconds s in all ($$run run)"
 
 # Comparisons too long for `make reproduce`: leave-one-lineage-out on the lineages profile
-# (the soundfonts, Csound, Faust and their recorded copies), one run per recipe; their last
+# (the soundfonts, Csound, Faust and their recorded copies), each recipe from SEEDS seeds; their last
 # results go to figures/lineages.json and the README (with the date).
 LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics
+SEEDS ?= 3
 experiments: system venv
 	@start=$$(date +%s); \
 	INSTCLF_PROFILE=lineages $(BIN)/instclf data render && \
 	for e in $(LINEAGE_EXPERIMENTS); do \
-		INSTCLF_PROFILE=lineages $(BIN)/instclf train $$e --lineages || exit 1; \
+		INSTCLF_PROFILE=lineages $(BIN)/instclf train $$e --lineages --seeds $(SEEDS) || exit 1; \
 	done; \
 	INSTCLF_PROFILE=lineages $(BIN)/instclf results --lineages && \
 	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \

@@ -34,13 +34,14 @@ def output_shape(model: keras.Sequential, start: int) -> tuple:
 
 
 def activations(model: keras.Sequential, X: np.ndarray, start: int, stop: int,
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """``model.layers[start:stop]`` applied to ``X`` in inference mode, as float32 in RAM
-    (notebook 05's backbone embeddings, ``benchmarks/bench_streaming.py``'s in-RAM path)."""
+    (notebook 05's backbone embeddings, notebook 03's check of the plain Keras recipe,
+    ``benchmarks/bench_streaming.py``'s in-RAM path); ``progress``: a bar per chunk."""
     if start == stop:
         return np.asarray(X, dtype=np.float32)
     part = chain(model.layers[start:stop], output_shape(model, start))
-    return predict_in_chunks(part, X, batch_size)
+    return predict_in_chunks(part, X, batch_size, progress=progress)
 
 
 def predict_in_chunks(model: keras.Model, X: np.ndarray, batch_size: int = 64,

@@ -275,7 +275,7 @@ def _train(args) -> int:
     profile = profiles.get_profile(args.profile)
     experiments.ensure_available(experiment)
     if args.lineages:
-        return _train_lineages(profile, experiment, args.quiet)
+        return _train_lineages(profile, experiment, args.quiet, args.seeds)
     from . import evaluate  # keras: imported after the cheap checks
 
     data = experiments.training_data(profile, experiment, progress=not args.quiet)
@@ -296,20 +296,23 @@ def _train(args) -> int:
     return 0
 
 
-def _train_lineages(profile, experiment, quiet: bool) -> int:
+def _train_lineages(profile, experiment, quiet: bool, seeds: int) -> int:
     from . import experiments, lineages
 
-    result = experiments.leave_one_lineage_out(
-        profile, experiment.name,
-        progress=None if quiet else lambda line: print(f"{experiment.name}: {line}", flush=True))
-    print(f"{experiment.label} ({profile.name} profile), leave-one-lineage-out:")
-    for lineage, fold in result["per_lineage"].items():
-        low, high = fold["accuracy_ci95"]
-        print(f"  without {lineage}: accuracy {fold['accuracy']:.1%} (95% interval over "
-              f"instruments {low:.1%}-{high:.1%}), {fold['notes']} notes")
-    print(f"mean over {len(result['per_lineage'])} lineages: {result['mean_accuracy']:.1%}, "
-          f"lowest {result['lowest_accuracy']:.1%}")
-    print(f"results: {lineages.summary_path(profile, experiment.name)}")
+    for seed in range(seeds):
+        result = experiments.leave_one_lineage_out(
+            profile, experiment.name, seed=seed,
+            progress=None if quiet else lambda line: print(f"{experiment.name}: {line}",
+                                                           flush=True))
+        print(f"{experiment.label} ({profile.name} profile, seed {seed}), "
+              "leave-one-lineage-out:")
+        for lineage, fold in result["per_lineage"].items():
+            low, high = fold["accuracy_ci95"]
+            print(f"  without {lineage}: accuracy {fold['accuracy']:.1%} (95% interval over "
+                  f"instruments {low:.1%}-{high:.1%}), {fold['notes']} notes")
+        print(f"mean over {len(result['per_lineage'])} lineages: "
+              f"{result['mean_accuracy']:.1%}, lowest {result['lowest_accuracy']:.1%}")
+        print(f"results: {lineages.summary_path(profile, experiment.name, seed)}")
     return 0
 
 
@@ -442,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
     train.add_argument("--lineages", action="store_true", help="leave-one-lineage-out: train "
                        "the recipe once per lineage without it, test on it (lineages profile)")
+    train.add_argument("--seeds", type=int, default=1, metavar="N",
+                       help="with --lineages: run the folds from seeds 0 to N-1 (default: 1)")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no line per stage")
     train.set_defaults(handler=_train)
     page = commands.add_parser("app", help="serve the upload page in the browser (make app)",

@@ -314,11 +314,13 @@ def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
 
 # --- unseen sound sources: leave one soundfont out (notebook 05) -----------------------------
 
-def backbone_embeddings(profile, backbone_name: str, data: dict) -> tuple[np.ndarray, pd.DataFrame]:
+def backbone_embeddings(profile, backbone_name: str, data: dict,
+                        progress=None) -> tuple[np.ndarray, pd.DataFrame]:
     """The pretrained backbone's pooled output for every note of ``data``, cached on disk.
 
     What the head sees when the whole backbone is frozen; rows follow the notes of the
-    selections in ``data``'s order (returned as one table).
+    selections in ``data``'s order (returned as one table). ``progress`` (e.g. ``print``)
+    says when they come from the cache, and a bar shows the frozen pass otherwise.
     """
     from . import backbones, storage, train
 
@@ -329,10 +331,13 @@ def backbone_embeddings(profile, backbone_name: str, data: dict) -> tuple[np.nda
     path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npy"
     found = _readable(np.load, path) if path.is_file() else None
     if found is not None and found.shape[0] == len(notes):
+        if progress:
+            progress(f"embeddings of {len(notes):,} notes loaded from cache ({path.name})")
         return found, notes
     model = backbones.build_classifier(backbone)
     stop = backbones.block_start(model, backbone, 0) + 1  # through the global pooling
-    X = np.concatenate([train.activations(model, d.X, 0, stop) for d in data.values()])
+    X = np.concatenate([train.activations(model, d.X, 0, stop, progress=progress is not None)
+                        for d in data.values()])
     path.parent.mkdir(parents=True, exist_ok=True)
     with storage.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -359,11 +364,12 @@ def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.
 
 def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
                                    also_leave_out: dict[str, str] | None = None,
-                                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                                   progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`leave_one_soundfont_out`, its two tables cached on disk (notebook 05).
 
     The key holds the embeddings, the notes, the head's training settings and the pairs, so
-    a second run of notebook 05 trains no head.
+    a second run of notebook 05 trains no head. ``progress`` (e.g. ``print``) gets a line
+    per soundfont, or one saying the tables came from the cache.
     """
     from . import storage
 
@@ -378,8 +384,10 @@ def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
         per_source = _readable(lambda p: pd.read_csv(p, keep_default_na=False), per_source_path)
         tables = _readable(read_predictions, tables_path)
         if per_source is not None and tables is not None:
+            if progress:
+                progress(f"leave one soundfont out: loaded from cache ({per_source_path.name})")
             return per_source, tables
-    per_source, tables = leave_one_soundfont_out(E, notes, profile, also_leave_out)
+    per_source, tables = leave_one_soundfont_out(E, notes, profile, also_leave_out, progress)
     for frame, path in ((tables, tables_path), (per_source, per_source_path)):
         with storage.atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
@@ -387,7 +395,8 @@ def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
 
 
 def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
-                            also_leave_out: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                            also_leave_out: dict[str, str] | None = None,
+                            progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per soundfont: a head trained without it, tested on all its notes ("unseen source").
 
     The head trains on the other soundfonts' training-split notes and stops on their
@@ -412,6 +421,9 @@ def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
                      "notes": int(test.sum()), "instruments": int(table["instrument_str"].nunique()),
                      "accuracy": accuracy(table), "balanced_accuracy": balanced_accuracy(table)})
         tables.append(table)
+        if progress:
+            progress(f"without {'+'.join(sorted(excluded))}: {rows[-1]['accuracy']:.1%} "
+                     f"on its {rows[-1]['notes']} notes")
     return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
 
 

@@ -174,9 +174,10 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
                                head=experiment.head)
 
 
-def leave_one_lineage_out(profile: Profile, name: str, progress=None) -> dict:
-    """The experiment's recipe in every leave-one-lineage-out fold, its results recorded
-    (``instclf train NAME --lineages``, notebook 05); see :mod:`instclf.lineages`."""
+def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int = 0) -> dict:
+    """The experiment's recipe in every leave-one-lineage-out fold, trained from ``seed``, its
+    results recorded (``instclf train NAME --lineages``, notebook 05); see
+    :mod:`instclf.lineages`."""
     from . import lineages
 
     experiment = get_experiment(name)
@@ -185,6 +186,6 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None) -> dict:
         raise InstclfError(f"experiment {name} is not a recipe the folds train (they unfreeze "
                            "one block, without augmentation); choose another")
     result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
-                                            head=experiment.head)
+                                            head=experiment.head, seed=seed)
     lineages.write_summary(profile, name, result)
     return result

@@ -114,15 +114,15 @@ def fold_results(table: pd.DataFrame, seed: int = 0) -> dict:
 
 
 def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
-                          schedule: train.Schedule = FOLD_SCHEDULE, head: str = "average"
-                          ) -> dict:
+                          schedule: train.Schedule = FOLD_SCHEDULE, head: str = "average",
+                          seed: int = 0) -> dict:
     """Train and test every fold of the recipe (``backbone_name`` and ``head`` with
-    ``schedule``); returns
-    per lineage its results and the mean over lineages (notebook 05, ``make experiments``).
+    ``schedule``, its weights drawn and its batches shuffled from ``seed``); returns per
+    lineage its results and the mean over lineages (notebook 05, ``make experiments``).
     Folds already trained are loaded from disk."""
     backbone = backbones.get_backbone(backbone_name)
     everything = pool(profile, backbone.front_end, progress=progress is not None)
-    schedule = replace(schedule, seed=profile.seed, batch_size=profile.batch_size)
+    schedule = replace(schedule, seed=profile.seed + seed, batch_size=profile.batch_size)
     per_lineage, tables = {}, []
     for lineage, fold in folds(profile, everything).items():
         trained = train.trained_model(profile, backbone_name, data=fold, progress=progress,
@@ -138,24 +138,43 @@ def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
                      f"{len(table)} notes")
     accuracies = [r["accuracy"] for r in per_lineage.values()]
     return {"backbone": backbone_name, "head": head, "schedule": schedule.__dict__,
-            "profile": profile.name,
+            "profile": profile.name, "seed": seed,
             "per_lineage": per_lineage, "mean_accuracy": float(np.mean(accuracies)),
             "lowest_accuracy": float(np.min(accuracies)),
             "predictions": pd.concat(tables, ignore_index=True)}
 
 
-def summary_path(profile: Profile, experiment: str) -> Path:
-    """Where an experiment's leave-one-lineage-out results are kept (read by
+def summary_path(profile: Profile, experiment: str, seed: int = 0) -> Path:
+    """Where an experiment's leave-one-lineage-out results of one seed are kept (read by
     :func:`instclf.models.best_model_path` to choose the profile's best model)."""
-    return train.lineage_results_dir(profile) / f"{experiment}.json"
+    return train.lineage_results_dir(profile) / f"{experiment}-seed{seed}.json"
 
 
 def write_summary(profile: Profile, experiment: str, result: dict) -> Path:
     """The results without the predictions as JSON, the predictions as CSV beside them."""
-    path = summary_path(profile, experiment)
+    path = summary_path(profile, experiment, result.get("seed", 0))
     storage.write_json(path, {"experiment": experiment,
                               **{k: v for k, v in result.items() if k != "predictions"}})
     with storage.atomic_path(path.with_suffix(".csv")) as tmp:
         result["predictions"].to_csv(tmp, index=False)
     return path
 
+
+
+def over_seeds(runs: list[tuple[dict, pd.DataFrame]], seed: int = 0) -> dict:
+    """One recipe's results over its seeds, from each seed's summary and predictions table:
+    per lineage the accuracy of all seeds' predictions together (the mean over seeds) with
+    its bootstrap interval over dry instruments, and each seed's accuracy; the mean over
+    lineages with each seed's mean (their spread) (``instclf results --lineages``)."""
+    first = runs[0][0]
+    per_lineage = {}
+    for lineage in first["per_lineage"]:
+        pooled = pd.concat([table[table["lineage"] == lineage] for _, table in runs])
+        per_lineage[lineage] = {
+            **fold_results(pooled, seed),
+            "seeds": {str(s["seed"]): s["per_lineage"][lineage]["accuracy"] for s, _ in runs}}
+    return {**{k: first[k] for k in ("experiment", "backbone", "head", "schedule", "profile")},
+            "seeds": sorted(s["seed"] for s, _ in runs), "per_lineage": per_lineage,
+            "mean_accuracy": float(np.mean([f["accuracy"] for f in per_lineage.values()])),
+            "lowest_accuracy": float(min(f["accuracy"] for f in per_lineage.values())),
+            "seed_means": {str(s["seed"]): s["mean_accuracy"] for s, _ in runs}}

@@ -56,15 +56,17 @@ def lineage_results_dir(profile: Profile) -> Path:
 
 
 def lineage_scores(profile: Profile) -> dict[str, float]:
-    """Each experiment's mean accuracy over held-out lineages, as recorded."""
-    scores = {}
+    """Each experiment's mean accuracy over held-out lineages, as recorded (averaged over the
+    seeds recorded)."""
+    found: dict[str, list[float]] = {}
     for path in sorted(lineage_results_dir(profile).glob("*.json")):
         try:
-            found = json.loads(path.read_text())
-            scores[str(found["experiment"])] = float(found["mean_accuracy"])
+            record = json.loads(path.read_text())
+            found.setdefault(str(record["experiment"]), []).append(
+                float(record["mean_accuracy"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # an unreadable record ranks nothing
-    return scores
+    return {name: sum(means) / len(means) for name, means in found.items()}
 
 
 def best_model_path(profile: Profile) -> Path | None:

@@ -118,34 +118,9 @@ def plot_waveforms(waves: dict[str, tuple[np.ndarray, int]], ncols: int = 4):
 
 # --- spectrograms (notebook 02) ---------------------------------------------------------------
 
-_HZ_TICKS = (50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000)
-
-
 def _mel_time(S: np.ndarray, front_end) -> np.ndarray:
     """One clip's features ``S`` as (mel bands, frames), whatever the front end's layout."""
     return np.moveaxis(np.asarray(S, dtype=np.float32), front_end.mel_axis, 0)
-
-
-def _set_mel_axis(ax, front_end, n_mels: int, y_axis: str = "hz") -> None:
-    """Label the y axis of a (mel band, time) image: band index, or band centres in Hz."""
-    if y_axis == "band":
-        ax.set_ylabel("mel band (index)")
-        return
-    import librosa
-
-    fmax = front_end.fmax or front_end.sample_rate / 2
-    edges = librosa.mel_frequencies(n_mels + 2, fmin=front_end.fmin, fmax=fmax)
-    centres_mel = librosa.hz_to_mel(edges[1:-1])
-    ticks, positions = [], []
-    for f in sorted(_HZ_TICKS, reverse=True):  # from the top down, at least 7% of the axis apart
-        if not edges[1] <= f <= edges[-2]:
-            continue
-        position = float(np.interp(librosa.hz_to_mel(f), centres_mel, np.arange(n_mels) + 0.5))
-        if not positions or positions[-1] - position >= 0.07 * n_mels:
-            ticks.append(f)
-            positions.append(position)
-    ax.set_yticks(positions, [f"{f:,}" for f in ticks])
-    ax.set_ylabel("frequency (Hz, mel bands)")
 
 
 def plot_waveform(y: np.ndarray, sr: int, ax=None, title: str = "Waveform",
@@ -168,25 +143,28 @@ def plot_spectrogram(S: np.ndarray, front_end, ax=None, title: str | None = None
                      colorbar_label: str | None = None, y_axis: str = "hz",
                      vmin: float | None = None, vmax: float | None = None,
                      colorbar: bool = True):
-    """A mel spectrogram: mel bands (low at the bottom) against time in seconds (notebook 02).
+    """A mel spectrogram drawn by ``librosa.display.specshow``: time in seconds against
+    frequency in Hz on the mel scale (low at the bottom) (notebooks 01, 02, 04, 06, the page).
 
     ``S`` is laid out as ``front_end.layout`` says ((n_mels, frames) or (frames, n_mels)); the
-    front end also gives the time step (hop / sample rate), the band frequencies and the
+    front end gives the time step (hop / sample rate), the band frequencies and the
     colour-bar label (what its scaling measures).
-    ``y_axis="hz"`` labels bands by their centre frequency, ``"band"`` by their index.
+    ``y_axis="hz"`` labels bands by frequency, ``"band"`` by their index.
     """
+    import librosa.display
+
     fig, ax = _axes(ax, figsize=(9, 4))
-    S = _mel_time(S, front_end)
-    n_mels, n_frames = S.shape
-    seconds = n_frames * front_end.hop_length / front_end.sample_rate
-    image = ax.imshow(S, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                      extent=(0, seconds, 0, n_mels), vmin=vmin, vmax=vmax)
-    _set_mel_axis(ax, front_end, n_mels, y_axis)
+    mesh = librosa.display.specshow(
+        _mel_time(S, front_end), ax=ax, sr=front_end.sample_rate,
+        hop_length=front_end.hop_length, n_fft=front_end.n_fft, x_axis="s",
+        y_axis="mel" if y_axis == "hz" else None, fmin=front_end.fmin,
+        fmax=front_end.fmax or front_end.sample_rate / 2, cmap="magma", vmin=vmin, vmax=vmax)
     ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, mel scale)" if y_axis == "hz" else "mel band (index)")
     ax.grid(False)
     ax.set_title(title if title is not None else f"Mel spectrogram ({front_end.name} front end)")
     if colorbar:
-        fig.colorbar(image, ax=ax, label=colorbar_label or front_end.units, pad=0.02)
+        fig.colorbar(mesh, ax=ax, label=colorbar_label or front_end.units, pad=0.02)
     return fig
 
 
@@ -220,7 +198,7 @@ def plot_family_spectrograms(spectrograms: dict[str, np.ndarray], front_end, nco
         ax.title.set_fontsize(10)
         if k % ncols:
             ax.set_ylabel("")
-    fig.colorbar(axes.flat[0].images[0], ax=axes, label=front_end.units, shrink=0.8)
+    fig.colorbar(axes.flat[0].collections[0], ax=axes, label=front_end.units, shrink=0.8)
     fig.suptitle(title)
     return fig
 

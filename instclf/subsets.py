@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import InstclfError
+from .config import FAMILIES, InstclfError
 
 
 def family_counts(notes: pd.DataFrame) -> pd.Series:
@@ -36,6 +36,15 @@ def balanced_subset(notes: pd.DataFrame, per_family: int | None = None,
     picked = (notes.groupby("family", observed=True, group_keys=False)
                    .sample(n=cap, random_state=seed))
     return notes.loc[sorted(picked.index)]
+
+
+def class_weights(y: np.ndarray, n_classes: int = len(FAMILIES)) -> dict[int, float]:
+    """Weights that make every family count as much as the others ("balanced"): family k
+    weighs ``len(y) / (families present * notes of k)``, so each family's weights sum to the
+    same total; the alternative to discarding notes for a balanced subset (notebooks 01, 03)."""
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts > 0
+    return {k: float(len(y) / (present.sum() * counts[k])) for k in range(n_classes) if present[k]}
 
 
 def one_note_per_family(notes: pd.DataFrame, pitch: int = 60, velocity: int = 100) -> pd.DataFrame:

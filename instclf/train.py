@@ -33,6 +33,7 @@ from .models import (BEST_BACKBONE, DESCRIPTION_MEMBER,  # noqa: F401 (re-export
                      best_model_path, lineage_results_dir, lineage_scores, model_description,
                      recorded_models)
 from .profiles import Profile
+from .subsets import class_weights  # noqa: F401 (re-exported: notebooks 01 and 03)
 
 HISTORY_COLUMNS = ("stage", "unfrozen_blocks", "epoch", "stage_epoch", "loss", "accuracy",
                    "val_loss", "val_accuracy", "learning_rate", "seconds")
@@ -121,6 +122,18 @@ def training_data(profile: Profile, front_end: features.FrontEnd, progress: bool
     return data
 
 
+def balanced_data(data: Data, per_family: int, seed: int = 0) -> Data:
+    """A balanced subset of a selection, at most ``per_family`` notes of each family
+    (:func:`instclf.subsets.balanced_subset`), its features in RAM as float32: the small set
+    of the plain Keras recipe (notebooks 03 and 04)."""
+    notes = data.notes.reset_index(drop=True)
+    present = subsets.family_counts(notes)
+    picked = subsets.balanced_subset(notes, min(per_family, int(present[present > 0].min())), seed)
+    rows = picked.index.to_numpy()
+    return Data(np.asarray(data.X[rows], dtype=np.float32), data.y[rows],
+                picked.reset_index(drop=True))
+
+
 # --- the chain, split in two (chain, output_shape, activations: instclf.activations) ---------
 
 def set_trainable(model: keras.Sequential, start: int, keep_batchnorm_frozen: bool) -> None:
@@ -135,6 +148,13 @@ def set_trainable(model: keras.Sequential, start: int, keep_batchnorm_frozen: bo
 # --- one stage ------------------------------------------------------------------------------
 
 class _EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch; with ``progress`` (a callable such as ``print``) also one line per
+    epoch, so a long stage shows signs of life (notebooks 03 and 04)."""
+
+    def __init__(self, progress=None, epochs: int | None = None):
+        super().__init__()
+        self.progress, self.epochs = progress, epochs
+
     def on_train_begin(self, logs=None):
         self.seconds = []
 
@@ -143,26 +163,26 @@ class _EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-
-
-def class_weights(y: np.ndarray, n_classes: int = len(FAMILIES)) -> dict[int, float]:
-    """Weights that make every family count as much as the others ("balanced")."""
-    counts = np.bincount(y, minlength=n_classes)
-    present = counts > 0
-    return {k: float(len(y) / (present.sum() * counts[k])) for k in range(n_classes) if present[k]}
+        if self.progress:
+            logs = logs or {}
+            self.progress(f"  epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', np.nan):.3f}, "
+                          f"val_loss {logs.get('val_loss', np.nan):.3f}, val_accuracy "
+                          f"{logs.get('val_accuracy', np.nan):.1%} ({self.seconds[-1]:.1f} s)")
 
 
 def fit_stage(top: keras.Sequential, train: tuple, valid: tuple, learning_rate: float,
-              epochs: int, patience: int, batch_size: int, seed: int) -> pd.DataFrame:
+              epochs: int, patience: int, batch_size: int, seed: int,
+              progress=None) -> pd.DataFrame:
     """Train ``top`` with early stopping on validation loss; keep its best weights.
 
     ``train`` and ``valid`` are ``(X, y)`` pairs of arrays or memory maps, read a batch at a
     time (:class:`instclf.activations.Batches`, shuffled from ``seed``, class-weighted).
+    ``progress`` (e.g. ``print``) gets one line per epoch.
     """
     keras.utils.set_random_seed(seed)
     top.compile(optimizer=keras.optimizers.Adam(learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    timer = _EpochTimer()
+    timer = _EpochTimer(progress, epochs)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                             restore_best_weights=True)
     batches = Batches(*train, batch_size, class_weight=class_weights(train[1]), shuffle=True,
@@ -264,7 +284,7 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
             top, (inputs["fit"], data["fit"].y), (inputs["valid"], data["valid"].y),
             schedule.head_learning_rate if stage == 0 else schedule.stage_learning_rate,
             schedule.head_epochs if stage == 0 else schedule.stage_epochs,
-            schedule.patience, schedule.batch_size, schedule.seed + stage)
+            schedule.patience, schedule.batch_size, schedule.seed + stage, progress)
         seconds = time.perf_counter() - began
         stage_history.insert(0, "stage", stage)
         stage_history.insert(1, "unfrozen_blocks", stage if backbone.pretrained else
@@ -436,6 +456,8 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
     if model_path.is_file():
         model, meta = load_model(model_path)
+        if progress:
+            progress(f"loaded from cache: {model_path}")
         history = pd.read_csv(run_dir / "history.csv")
         return TrainedModel(model, history[history["stage"] < meta["stages_completed"]],
                             meta, model_path)
@@ -479,6 +501,8 @@ def best_model(profile: Profile, progress=None) -> TrainedModel:
     if path is None:
         return trained_model(profile, BEST_BACKBONE, progress=progress)
     model, meta = load_model(path)
+    if progress:
+        progress(f"best model loaded from cache ({path})")
     history_path = path.parent / "history.csv"
     history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(
         columns=HISTORY_COLUMNS)

@@ -228,3 +228,49 @@ def test_paired_bootstrap_interval_straddles_zero_when_gains_and_losses_mix():
 def test_paired_bootstrap_refuses_tables_of_different_notes():
     with pytest.raises(ValueError, match="same notes"):
         evaluate.paired_bootstrap(_instruments_table([1, 2]), _instruments_table([1, 2, 3]))
+
+
+# --- against scikit-learn, on a random predictions table ------------------------------------
+
+def _random_table(seed: int, notes: int = 300, absent: tuple[str, ...] = ("vocal",)):
+    """Random true families (some absent) and random probabilities: every metric's edge."""
+    rng = np.random.default_rng(seed)
+    present = [f for f in FAMILIES if f not in absent]
+    families = rng.choice(present, size=notes)
+    notes_table = pd.DataFrame({
+        "note_str": [f"n{k:04d}" for k in range(notes)], "instrument_str": [f"i{k % 40}" for k in range(notes)],
+        "family": pd.Categorical(families, categories=FAMILIES), "source": "acoustic",
+        "pitch": 60, "velocity": 100})
+    probabilities = rng.dirichlet(np.ones(len(FAMILIES)) * 0.5, size=notes)
+    return evaluate.predictions_table(probabilities, notes_table)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_agree_with_sklearn(seed):
+    metrics = pytest.importorskip("sklearn.metrics")
+    table = _random_table(seed)
+    truth, predicted = table["family"].astype(str), table["predicted"].astype(str)
+    assert evaluate.accuracy(table) == pytest.approx(metrics.accuracy_score(truth, predicted))
+    # sklearn's balanced accuracy is the mean recall over the true classes present, as ours
+    assert evaluate.balanced_accuracy(table) == pytest.approx(
+        metrics.balanced_accuracy_score(truth, predicted))
+    present = sorted(set(truth))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        truth, predicted, labels=present, zero_division=np.nan)
+    ours = evaluate.per_family(table).loc[present]
+    np.testing.assert_allclose(ours["precision"], precision, equal_nan=True)
+    np.testing.assert_allclose(ours["recall"], recall)
+    np.testing.assert_allclose(ours["f1"], np.nan_to_num(f1, nan=0.0))
+    np.testing.assert_array_equal(ours["support"], support)
+    counts = evaluate.confusion(table)
+    expected = metrics.confusion_matrix(truth, predicted, labels=list(FAMILIES))
+    rows = [FAMILIES.index(f) for f in counts.index]
+    np.testing.assert_array_equal(counts.to_numpy(), expected[rows])
+    assert list(counts.index) == [f for f in FAMILIES if f in present]
+    np.testing.assert_allclose(evaluate.confusion(table, normalize=True).to_numpy(),
+                               metrics.confusion_matrix(truth, predicted, labels=list(FAMILIES),
+                                                        normalize="true")[rows])
+    scores = table[[f"p_{f}" for f in FAMILIES]].to_numpy()
+    assert evaluate.top_k_accuracy(table, 2) == pytest.approx(metrics.top_k_accuracy_score(
+        truth, scores, k=2, labels=list(FAMILIES)))

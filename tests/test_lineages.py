@@ -171,3 +171,24 @@ def test_the_best_model_follows_leave_one_lineage_out_not_validation_loss(tmp_pa
     assert train.best_model_path(profile) == generalises
     (train.lineage_results_dir(profile) / "broken.json").write_text("[")
     assert train.best_model_path(profile) == generalises, "an unreadable record ranks nothing"
+
+
+def test_seeds_train_their_own_folds_and_combine_into_their_mean(tiny_profile, everything,
+                                                                 monkeypatch):
+    profile: Profile = replace(tiny_profile, seed=5)
+    runs = [lineages.leave_one_lineage_out(profile, "musicnn_vgg", schedule=TINY_FOLDS,
+                                           seed=seed) for seed in (0, 1)]
+    models = [{fold["model"] for fold in run["per_lineage"].values()} for run in runs]
+    assert not models[0] & models[1], "each seed trains its own folds"
+    summaries = [({"experiment": "tiny", **{k: v for k, v in run.items() if k != "predictions"}},
+                  run["predictions"]) for run in runs]
+    combined = lineages.over_seeds(summaries)
+    assert combined["seeds"] == [0, 1]
+    for lineage, fold in combined["per_lineage"].items():
+        by_seed = [run["per_lineage"][lineage]["accuracy"] for run in runs]
+        assert fold["seeds"] == {"0": by_seed[0], "1": by_seed[1]}
+        assert fold["accuracy"] == pytest.approx(np.mean(by_seed))  # equal notes per seed
+        assert fold["notes"] == 2 * runs[0]["per_lineage"][lineage]["notes"]
+    assert combined["mean_accuracy"] == pytest.approx(
+        np.mean([run["mean_accuracy"] for run in runs]))
+    assert combined["seed_means"] == {"0": runs[0]["mean_accuracy"], "1": runs[1]["mean_accuracy"]}
