@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import backbones, evaluate, features, storage, subsets, train
-from .activations import Rows, cached_activations, chain, output_shape, predict_in_chunks
+from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import InstclfError
 from .profiles import Profile
 
@@ -86,9 +86,7 @@ def test_predictions(trained: train.TrainedModel, backbone: backbones.Backbone,
               if backbone.pretrained else 0)
     X = test.X
     if lowest:
-        key = train.activations_key(train.Data(X.base, np.empty(0), pd.DataFrame(), X.key),
-                                    backbone, lowest)
-        X = Rows(cached_activations(model, X.base, 0, lowest, key, cache_dir), X.rows, key)
+        X = train.rows_activations(model, X, backbone, 0, lowest, cache_dir)
     top = chain(model.layers[lowest:], output_shape(model, lowest))
     table = evaluate.predictions_table(predict_in_chunks(top, X), test.notes)
     return table.assign(dry_instrument=dry_instruments(test.notes).to_numpy())

@@ -249,11 +249,9 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
     def frozen(name: str, X: np.ndarray, start: int, stop: int) -> np.ndarray:
         if start == stop:
             return X
-        if isinstance(X, Rows):  # every row of the base once (shared by folds), then these
-            key = activations_key(Data(X.base, np.empty(0), pd.DataFrame(), X.key), backbone,
-                                  stop)
-            return Rows(cached_activations(model, X.base, start, stop, key, cache_dir,
-                                           progress=progress is not None), X.rows, key)
+        if isinstance(X, Rows):
+            return rows_activations(model, X, backbone, start, stop, cache_dir,
+                                    progress=progress is not None)
         key = activations_key(data[name], backbone, stop)
         return cached_activations(model, X, start, stop, key, cache_dir,
                                   progress=progress is not None)
@@ -310,6 +308,16 @@ def staged_training(model: keras.Sequential, backbone: backbones.Backbone,
         if not improved:
             break
     return state, history
+
+
+def rows_activations(model: keras.Sequential, X: Rows, backbone: backbones.Backbone,
+                     start: int, stop: int, cache_dir: Path, progress: bool = False) -> Rows:
+    """``model.layers[start:stop]`` of some rows: computed (and cached) once for every row of
+    their base, keyed by the base, so the leave-one-lineage-out folds of
+    :mod:`instclf.lineages` share one file; then these rows of it."""
+    key = activations_key(Data(X.base, np.empty(0), pd.DataFrame(), X.key), backbone, stop)
+    return Rows(cached_activations(model, X.base, start, stop, key, cache_dir,
+                                   progress=progress), X.rows, key)
 
 
 def activations_key(data: Data, backbone: backbones.Backbone, stop: int) -> str:
