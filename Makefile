@@ -109,10 +109,9 @@ reproduce: system browser venv
 			--ExecutePreprocessor.timeout=1800 --output-dir $(REPORTS) $$nb --log-level WARN \
 			|| exit 1; \
 		echo "   $$(( $$(date +%s) - t0 )) s"; \
-		$(BIN)/jupyter nbconvert --to html --output-dir $(REPORTS) \
-			$(REPORTS)/$$(basename $$nb) --log-level WARN || exit 1; \
+		$(BIN)/python -m instclf.pages $(REPORTS)/$$(basename $$nb) || exit 1; \
 	done; \
-	echo "   static pages: $(REPORTS)/NN_slug.html (open them in a browser)"; \
+	echo "   static pages: $(REPORTS)/NN_slug.html (committed; open them in a browser)"; \
 	echo "== the web page (figures/07_prediction_page.png)"; t0=$$(date +%s); \
 	INSTCLF_PROFILE=default $(BIN)/python -m instclf.app screenshot --if-stale figures/07_prediction_page.png \
 		|| exit 1; \
