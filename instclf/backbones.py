@@ -4,7 +4,7 @@ Every classifier is one chain of layers, ``backbone layers + head``, so that "th
 blocks" is a slice of the chain and the frozen bottom can be computed once and cached
 (see :mod:`instclf.train`). Each backbone names the layers of each of its blocks; the layers
 below the first block (the stem: reshaping, input normalisation) stay frozen with it.
-Used by notebooks 03 and 04.
+Used by notebooks 03 to 05.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Callable
 
 import keras
 
-from . import features, images, musicnn
+from . import features, images, musicnn, musicnn_arch
 from .config import FAMILIES, InstclfError, data_dir
 
 VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -54,13 +54,19 @@ class Backbone:
         return self.weights != "none"
 
 
-# --- musicnn_vgg ----------------------------------------------------------------------------
+# --- musicnn_vgg, and musicnn's own architecture (musicnn_msd, musicnn_mtt) -----------------
 
 def _musicnn_layers(front_end: features.FrontEnd,
                     which: str = "MTT_vgg") -> list[keras.layers.Layer]:
     model = musicnn.musicnn_vgg(which, n_frames=front_end.frames, include_top=False,
                                 block_dropout=0.0)
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _musicnn_arch_layers(front_end: features.FrontEnd,
+                         which: str = "MSD_musicnn") -> list[keras.layers.Layer]:
+    """Up to musicnn's penultimate features (1, 1, 200), its back-end pooling frozen below."""
+    return musicnn_arch.backbone_layers(which, n_frames=front_end.frames)
 
 
 # --- per-clip input normalisation ----------------------------------------------------------
@@ -207,6 +213,14 @@ BACKBONES = {
         Backbone("musicnn_vgg_msd_clipnorm", features.MUSICNN, musicnn_clipnorm_layers,
                  MUSICNN_BLOCKS,
                  "musicnn package, MSD_vgg checkpoint, each clip standardised at the input"),
+        Backbone("musicnn_msd", features.MUSICNN_WHOLE,
+                 lambda front_end: _musicnn_arch_layers(front_end, "MSD_musicnn"),
+                 musicnn_arch.BACKBONE_BLOCKS, "musicnn package, MSD_musicnn checkpoint (musicnn's "
+                 "architecture, Million Song Dataset), shown the whole 4 s note"),
+        Backbone("musicnn_mtt", features.MUSICNN_WHOLE,
+                 lambda front_end: _musicnn_arch_layers(front_end, "MTT_musicnn"),
+                 musicnn_arch.BACKBONE_BLOCKS, "musicnn package, MTT_musicnn checkpoint (musicnn's "
+                 "architecture, MagnaTagATune), shown the whole 4 s note"),
         Backbone("vgg19", features.STUDY, vgg19_layers, VGG19_BLOCKS,
                  "ImageNet (keras.applications), downloaded by hand: see vgg19_weights_path"),
         Backbone("scratch_cnn", features.MUSICNN, _scratch_layers, SCRATCH_BLOCKS, "none"),

@@ -54,6 +54,10 @@ class Experiment:
     requires: Callable[[], object] | None = None
 
 
+# musicnn's architecture keeps time unpooled below its back-end: unfreezing a mid-end layer
+# would cache 0.7 MB of frozen activations per note (15 GB for the lineages profile)
+MUSICNN_ARCH_UNFROZEN = 1
+
 EXPERIMENTS = {e.name: e for e in (
     Experiment("musicnn_vgg_head", "musicnn_vgg (head only)", "musicnn_vgg",
                "the head alone on the frozen musicnn tagger (MTT checkpoint)", "schedule", "03",
@@ -87,6 +91,19 @@ EXPERIMENTS = {e.name: e for e in (
                "(compared leave-one-lineage-out: make experiments)",
                "head", "05", head="statistics", compared_with="musicnn_vgg_msd_whole",
                change="statistics pooling (mean and maximum) in the head"),
+    Experiment("musicnn_msd", "musicnn_msd (musicnn architecture)", "musicnn_msd",
+               "musicnn's own architecture (musically motivated filters, MSD checkpoint) on "
+               "the whole note, its back-end's penultimate layer the top block (compared "
+               "leave-one-lineage-out: make experiments)",
+               "backbone", "05", compared_with="musicnn_vgg_msd_whole",
+               change="musicnn's own architecture instead of its VGG",
+               max_unfrozen_blocks=MUSICNN_ARCH_UNFROZEN),
+    Experiment("musicnn_mtt", "musicnn_mtt (musicnn architecture)", "musicnn_mtt",
+               "musicnn's own architecture with its MagnaTagATune checkpoint on the whole "
+               "note (compared leave-one-lineage-out: make experiments)",
+               "backbone", "05", compared_with="musicnn_vgg_msd_whole",
+               change="musicnn's own architecture (MTT checkpoint) instead of the MSD VGG",
+               max_unfrozen_blocks=MUSICNN_ARCH_UNFROZEN),
     Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",
                "one augmented copy of every fitted note (gain, equaliser, shift, masks)",
                "augmentation", "04", augmentation=Augmentation(copies=1),

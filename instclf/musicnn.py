@@ -4,7 +4,9 @@ The ``musicnn`` package (PyPI, 0.1.0) ships TF1 checkpoints of ``MTT_vgg`` (Magn
 and ``MSD_vgg`` (Million Song Dataset), 50 tags each; its own TF1 code no longer runs. This
 module rebuilds ``musicnn.models.vgg`` layer by layer and reads the checkpoint directly, so
 the original graph is never needed (``tests/test_musicnn_port.py`` proves the two agree).
-Used by ``instclf.backbones`` (the ``musicnn_vgg`` backbone of notebooks 03 and 04).
+Used by ``instclf.backbones`` (the ``musicnn_vgg`` backbone of notebooks 03 and 04). The
+checkpoint reading here (:func:`checkpoint_dir`, :func:`checkpoint_shapes`,
+:func:`load_checkpoint`) also serves :mod:`instclf.musicnn_arch`, musicnn's own architecture.
 
 Input: musicnn's log-mel patch, time x mel, shape (187, 96): 16 kHz audio,
 ``librosa.feature.melspectrogram(n_fft=512, hop_length=256, n_mels=96).T``, then
@@ -48,12 +50,13 @@ BN = dict(epsilon=1e-3, momentum=0.99)  # tf.layers.batch_normalization defaults
 OPTIMIZER_SLOTS = ("/Adam", "/Adam_1")
 OPTIMIZER_VARIABLES = ("beta1_power", "beta2_power")
 MODELS = tuple(POOLS)
+CHECKPOINTS = (*MODELS, "MTT_musicnn", "MSD_musicnn")  # every checkpoint the package ships
 
 
 def checkpoint_dir(model: str = "MTT_vgg") -> Path:
     """The installed ``musicnn`` package's folder for ``model`` (holds ``.index``, ``.data-*``)."""
-    if model not in MODELS:
-        raise InstclfError(f"unknown musicnn model {model!r}; use one of {', '.join(MODELS)}")
+    if model not in CHECKPOINTS:
+        raise InstclfError(f"unknown musicnn model {model!r}; use one of {', '.join(CHECKPOINTS)}")
     spec = importlib.util.find_spec("musicnn")
     folder = Path(spec.submodule_search_locations[0]) / model if spec else None
     if folder is None or not (folder / ".index").is_file():
@@ -107,40 +110,62 @@ def _checkpoint_names(layer_name: str) -> list[str] | None:
     return None
 
 
+def _reader(which: str):
+    import tensorflow as tf
+
+    return tf.compat.v1.train.NewCheckpointReader(str(checkpoint_dir(which)) + "/")
+
+
+def checkpoint_shapes(which: str) -> dict[str, tuple[int, ...]]:
+    """The network variables of checkpoint ``which``, with their shapes (no optimizer state)."""
+    shapes = _reader(which).get_variable_to_shape_map()
+    return {name: tuple(shape) for name, shape in shapes.items()
+            if not name.endswith(OPTIMIZER_SLOTS) and name not in OPTIMIZER_VARIABLES}
+
+
+def load_checkpoint(model: keras.Model, which: str, variables_of, optional=()) -> keras.Model:
+    """Assign checkpoint ``which``'s values to ``model``; ``variables_of(layer)`` pairs each
+    weight of a layer with its checkpoint variable's name (empty: the layer takes none).
+
+    Every weight must get a value of its exact shape; every network variable of the
+    checkpoint must be used, except those named in ``optional`` (a top left out).
+    """
+    reader, shapes = _reader(which), checkpoint_shapes(which)
+    unused = set(shapes) - set(optional)
+    for layer in model.layers:
+        pairs = variables_of(layer)
+        if not pairs and layer.weights:
+            raise InstclfError(f"layer {layer.name} has weights but no {which} variable")
+        for name, weight in pairs:
+            if name not in shapes:
+                raise InstclfError(f"{which} has no variable {name} for layer {layer.name}")
+            if shapes[name] != tuple(weight.shape):
+                raise InstclfError(
+                    f"{which} variable {name} has shape {shapes[name]} but layer "
+                    f"{layer.name} wants {tuple(weight.shape)}; the VGG's top needs "
+                    f"{N_FRAMES} frames, every model {N_MELS} mel bands"
+                )
+            weight.assign(np.asarray(reader.get_tensor(name), dtype="float32"))
+            unused.discard(name)
+    if unused:
+        raise InstclfError(f"{which} variables not used by {model.name}: {sorted(unused)}")
+    return model
+
+
+def _vgg_variables(layer: keras.layers.Layer) -> list:
+    names = _checkpoint_names(layer.name)
+    return list(zip(names, layer.weights, strict=True)) if names else []
+
+
 def load_musicnn_weights(model: keras.Model, which: str = "MTT_vgg") -> keras.Model:
     """Assign the ``which`` checkpoint's values to a model from :func:`build_musicnn_vgg`
     (built with the same ``which``: the pooling is not stored with the values).
 
-    Every weight must get a value of its exact shape; every network variable of the
-    checkpoint must be used (the dense one only with the top); optimizer state is skipped.
+    See :func:`load_checkpoint`; the dense variables are used only with the top.
     """
-    import tensorflow as tf
-
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint_dir(which)) + "/")
-    shapes = reader.get_variable_to_shape_map()
-    unused = {n for n in shapes if not n.endswith(OPTIMIZER_SLOTS) and n not in OPTIMIZER_VARIABLES}
-    for layer in model.layers:
-        names = _checkpoint_names(layer.name)
-        if names is None:
-            if layer.weights:
-                raise InstclfError(f"layer {layer.name} has weights but no {which} variable")
-            continue
-        for name, weight in zip(names, layer.weights, strict=True):
-            if name not in shapes:
-                raise InstclfError(f"{which} has no variable {name} for layer {layer.name}")
-            if tuple(shapes[name]) != tuple(weight.shape):
-                raise InstclfError(
-                    f"{which} variable {name} has shape {tuple(shapes[name])} but layer "
-                    f"{layer.name} wants {tuple(weight.shape)}; the top needs {N_FRAMES} "
-                    f"frames and {N_MELS} mel bands"
-                )
-            weight.assign(np.asarray(reader.get_tensor(name), dtype="float32"))
-            unused.discard(name)
-    if not any(layer.name == "logits" for layer in model.layers):
-        unused -= {"dense/kernel", "dense/bias"}
-    if unused:
-        raise InstclfError(f"{which} variables not used by {model.name}: {sorted(unused)}")
-    return model
+    has_top = any(layer.name == "logits" for layer in model.layers)
+    return load_checkpoint(model, which, _vgg_variables,
+                           optional=() if has_top else ("dense/kernel", "dense/bias"))
 
 
 def musicnn_vgg(which: str = "MTT_vgg", n_frames: int = N_FRAMES,

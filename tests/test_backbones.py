@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from instclf import backbones, features
+from instclf import backbones, features, musicnn_arch
 from instclf.config import FAMILIES, InstclfError
 
 STEMS = {  # the layers below the first block: frozen with it, never a block of their own
@@ -17,6 +17,8 @@ STEMS = {  # the layers below the first block: frozen with it, never a block of 
     "musicnn_vgg_msd": ["expand", "input_bn"],
     "musicnn_vgg_msd_whole": ["expand", "input_bn"],
     "musicnn_vgg_msd_clipnorm": ["clip_norm", "expand", "input_bn"],
+    "musicnn_msd": ["expand", "input_bn"],
+    "musicnn_mtt": ["expand", "input_bn"],
     "vgg19": ["study_image"],
     "scratch_cnn": ["expand", "input_bn", "input_pool"],
 }
@@ -46,8 +48,9 @@ def test_declared_blocks_are_contiguous_in_order_between_stem_and_head(built, na
     assert len(set(declared)) == len(declared) and set(declared) <= set(names)
     stem = STEMS[name]
     assert names == stem + declared + list(backbones.HEAD)
-    for block in backbone.blocks:  # each block ends by pooling: its output is a new scale
-        assert isinstance(model.get_layer(block[-1]), keras.layers.MaxPooling2D)
+    new_scale = (keras.layers.MaxPooling2D, musicnn_arch.MaxMeanPooling, keras.layers.Reshape)
+    for block in backbone.blocks:  # a block of several layers ends at a new scale (pooling)
+        assert len(block) == 1 or isinstance(model.get_layer(block[-1]), new_scale)
 
 
 @pytest.mark.parametrize("name", list(backbones.BACKBONES))

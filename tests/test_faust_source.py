@@ -12,6 +12,7 @@ from multiprocessing import get_context
 import numpy as np
 import pytest
 
+import drawn_sources
 from instclf import nsynth, render, sources
 from instclf.config import InstclfError
 from instclf.sources import faust
@@ -45,27 +46,11 @@ def test_the_render_is_valid_nsynth_at_nsynth_levels(tiny):
 
 
 def test_held_out_instruments_are_not_trained_on(tiny):
-    notes = TINY.read(tiny[0])
-    train = set(notes.instrument_str[notes.split == "train"])
-    heldout = set(notes.instrument_str[notes.split != "train"])
-    assert not train & heldout
-    for family in TINY.families:  # one of two instruments each, its two notes valid and test
-        held = notes[(notes.family == family) & (notes.split != "train")]
-        assert held.instrument_str.nunique() == 1 and set(held.split) == {"valid", "test"}
+    drawn_sources.assert_held_out_instruments_not_trained_on(TINY.read(tiny[0]), TINY.families)
 
 
 def test_same_seed_same_bytes(tiny, tmp_path):
-    again = TINY.render(tmp_path, workers=2, progress=False)
-    assert again.counts == tiny[1].counts
-    for split in SPLITS:
-        a = nsynth.split_folder(TINY.root(tiny[0]), split)
-        b = nsynth.split_folder(TINY.root(tmp_path), split)
-        for name in ("examples.json", "instruments.json"):
-            assert (a / name).read_bytes() == (b / name).read_bytes()
-        wavs = sorted(p.name for p in (a / "audio").glob("*.wav"))
-        assert wavs == sorted(p.name for p in (b / "audio").glob("*.wav"))
-        for wav in wavs:
-            assert (a / "audio" / wav).read_bytes() == (b / "audio" / wav).read_bytes(), wav
+    drawn_sources.assert_same_bytes(TINY, tiny[0], tiny[1].counts, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -56,12 +56,14 @@ def patches() -> np.ndarray:
     return np.concatenate([random, tone[None]])
 
 
-def inference_graph(which: str) -> meta_graph_pb2.MetaGraphDef:
-    """The stored graph cut down to what the fetches need, without stale shape attributes."""
+def inference_graph(which: str, fetches: dict = FETCHES) -> meta_graph_pb2.MetaGraphDef:
+    """The stored graph cut down to what the fetches need, without stale shape attributes,
+    its input open to any number of frames (stored: 187)."""
     meta = meta_graph_pb2.MetaGraphDef()
     meta.ParseFromString((musicnn.checkpoint_dir(which) / ".meta").read_bytes())
     nodes = {node.name: node for node in meta.graph_def.node}
-    keep, todo = set(), list(FETCHES.values())
+    nodes[X_NODE].attr["shape"].shape.dim[1].size = -1
+    keep, todo = set(), list(fetches.values())
     while todo:
         name = todo.pop()
         if name not in keep:
@@ -78,11 +80,12 @@ def inference_graph(which: str) -> meta_graph_pb2.MetaGraphDef:
     return meta
 
 
-def run_original(which: str, batch: np.ndarray) -> dict[str, np.ndarray]:
-    """The fetches of the original graph, checkpoint restored, with is_training False."""
+def run_original(which: str, batch: np.ndarray, fetches: dict = FETCHES) -> dict[str, np.ndarray]:
+    """The fetches of the original graph, checkpoint restored, with is_training False
+    (``tests/test_musicnn_arch.py`` too)."""
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.train.import_meta_graph(inference_graph(which), clear_devices=True)
+        tf.compat.v1.train.import_meta_graph(inference_graph(which, fetches), clear_devices=True)
         variables = {op.name: op.outputs[0] for op in graph.get_operations()
                      if op.type == "VariableV2"}
         saver = tf.compat.v1.train.Saver(var_list=variables)
@@ -90,8 +93,8 @@ def run_original(which: str, batch: np.ndarray) -> dict[str, np.ndarray]:
         assert x.dtype == tf.float32 and training.dtype == tf.bool
         with tf.compat.v1.Session(graph=graph) as session:
             saver.restore(session, str(musicnn.checkpoint_dir(which)) + "/")
-            fetches = {k: graph.get_tensor_by_name(f"{v}:0") for k, v in FETCHES.items()}
-            return session.run(fetches, {x: batch, training: False})
+            tensors = {k: graph.get_tensor_by_name(f"{v}:0") for k, v in fetches.items()}
+            return session.run(tensors, {x: batch, training: False})
 
 
 def run_port(model: keras.Model, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -176,4 +179,4 @@ def test_missing_package_names_the_install_command(monkeypatch):
     with pytest.raises(InstclfError, match="pip install --no-deps musicnn==0.1.0"):
         musicnn.checkpoint_dir("MTT_vgg")
     with pytest.raises(InstclfError, match="unknown musicnn model"):
-        musicnn.checkpoint_dir("MTT_musicnn")
+        musicnn.checkpoint_dir("MSD_musicnn_big")  # known to musicnn's code, not shipped

@@ -29,6 +29,7 @@ KINDS = {
     "recorded": "instclf.sources.recorded:Recorded",
     "csound": "instclf.sources.csound:CsoundRender",
     "faust": "instclf.sources.faust:FaustRender",
+    "pyo": "instclf.sources.pyo_synth:PyoRender",
 }
 
 

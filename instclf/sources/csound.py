@@ -29,16 +29,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-from .. import render, subsets
-from ..config import FAMILIES, NSYNTH_VELOCITIES, InstclfError
-from . import Source
+from .. import render
+from ..config import FAMILIES, InstclfError
+from . import synth
+from .synth import (  # the drawn sources' shared checks (also pyo's)
+    FORMANTS, in_tune, level, midi_cps)
 
 ENGINE_VERSION = 1  # bump when a change to this module changes the rendered bytes
 FIRST_INDEX = 3000  # instrument_str numbers 3000-3999 of each family belong to this source
 KSMPS = 32
-TUNING_TRIES, IN_TUNE_CENTS = 4, 25  # a tuned engine's note: renders at most, and accepted
 NOTE_SECONDS = render.HOLD_SECONDS + render.RELEASE_SECONDS
 INSTRUMENT_KEYS = ("engine", "family", "source", "instrument", "params")
 
@@ -151,43 +151,6 @@ class Engine:
 COMMON = {"body_hz": (150.0, 3000.0), "body_db": (-4.0, 8.0), "bright_hz": (2500.0, 12000.0),
           "release": (0.1, 0.8)}
 VIBRATO = {"vib_hz": (4.0, 6.5), "vib_depth": (0.0, 0.012)}
-
-# formants of five vowels sung by four voices (Csound manual, appendix "Formant values")
-#      vowel   frequencies (Hz)                amplitudes (dB)        bandwidths (Hz)
-FORMANT_TABLE = """
-soprano a    800  1150  2900  3900  4950     0  -6 -32 -20 -50    80  90 120 130 140
-soprano e    350  2000  2800  3600  4950     0 -20 -15 -40 -56    60 100 120 150 200
-soprano i    270  2140  2950  3900  4950     0 -12 -26 -26 -44    60  90 100 120 120
-soprano o    450   800  2830  3800  4950     0 -11 -22 -22 -50    70  80 100 130 135
-soprano u    325   700  2700  3800  4950     0 -16 -35 -40 -60    50  60 170 180 200
-alto    a    800  1150  2800  3500  4950     0  -4 -20 -36 -60    80  90 120 130 140
-alto    e    400  1600  2700  3300  4950     0 -24 -30 -35 -60    60  80 120 150 200
-alto    i    350  1700  2700  3700  4950     0 -20 -30 -36 -60    50 100 120 150 200
-alto    o    450   800  2830  3500  4950     0  -9 -16 -28 -55    70  80 100 130 135
-alto    u    325   700  2530  3500  4950     0 -12 -30 -40 -64    50  60 170 180 200
-tenor   a    650  1080  2650  2900  3250     0  -6  -7  -8 -22    80  90 120 130 140
-tenor   e    400  1700  2600  3200  3580     0 -14 -12 -14 -20    70  80 100 120 120
-tenor   i    290  1870  2800  3250  3540     0 -15 -18 -20 -30    40  90 100 120 120
-tenor   o    400   800  2600  2800  3000     0 -10 -12 -12 -26    40  80 100 120 120
-tenor   u    350   600  2700  2900  3300     0 -20 -17 -14 -26    40  60 100 120 120
-bass    a    600  1040  2250  2450  2750     0  -7  -9  -9 -20    60  70 110 120 130
-bass    e    400  1620  2400  2800  3100     0 -12  -9 -12 -18    40  80 100 120 120
-bass    i    250  1750  2600  3050  3340     0 -30 -16 -22 -28    60  90 100 120 120
-bass    o    400   750  2400  2600  2900     0 -11 -21 -20 -40    40  80 100 120 120
-bass    u    350   600  2400  2675  2950     0 -20 -32 -28 -36    40  80 100 120 120
-"""
-
-
-def _parse_formants(text: str) -> dict:
-    table = {}
-    for line in text.strip().splitlines():
-        voice, vowel, *numbers = line.split()
-        values = tuple(map(int, numbers))
-        table[voice, vowel] = (values[:5], values[5:10], values[10:])
-    return table
-
-
-FORMANTS = _parse_formants(FORMANT_TABLE)  # (voice, vowel) -> (Hz, dB, bandwidth Hz) x 5
 
 _FOF = """
 kvib poscil {vib_depth} * {cps}, {vib_hz}, giSine
@@ -400,11 +363,6 @@ out asig * kgate
 """
 
 
-def midi_cps(pitch: float) -> float:
-    """The frequency of a MIDI pitch (A4 = 440 Hz)."""
-    return 440.0 * 2 ** ((pitch - 69) / 12)
-
-
 def orchestra(inst: dict, pitch: int, velocity: int, cps: float | None = None) -> str:
     """The Csound orchestra of one note of one instrument (played at ``cps``, by default the
     pitch's frequency)."""
@@ -424,48 +382,12 @@ def orchestra(inst: dict, pitch: int, velocity: int, cps: float | None = None) -
     return f"{head}\ninstr 1\n{body}\n{tail}\nendin\n"
 
 
-def sounding_frequency(y: np.ndarray, cps: float, semitones: float = 3.0) -> float | None:
-    """The frequency of the strongest partial within ``semitones`` of ``cps`` in the held part
-    of a 48 kHz note; None when the note has no such partial (it plays another note)."""
-    rate = render.RENDER_RATE
-    held = y[rate // 2:int(2.5 * rate)]
-    spectrum = np.abs(np.fft.rfft(held * np.hanning(len(held)), 1 << 18))
-    freqs = np.fft.rfftfreq(1 << 18, 1 / rate)
-    band = np.flatnonzero((freqs > cps * 2 ** (-semitones / 12))
-                          & (freqs < cps * 2 ** (semitones / 12)))
-    k = band[np.argmax(spectrum[band])]
-    if not spectrum[k] or spectrum[k] < 0.05 * spectrum.max():
-        return None
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)  # the peak between bins (parabola)
-    return float(freqs[k] + (a - c) / (2 * (a - 2 * b + c)) * freqs[1])
-
-
-def _level(y: np.ndarray) -> np.ndarray:
-    """A float engine has no full scale: a note of a sane level is brought to a peak of 0.5;
-    others pass unchanged, so that :func:`render.finish_note` rejects them (silent below
-    -80 dB, clipped when it ran away, not finite when the model blew up)."""
-    peak = float(np.abs(y).max()) if np.isfinite(y).all() else np.inf
-    return y * (0.5 / peak) if render.SILENT_PEAK <= peak <= 1e3 else y
-
-
 def _tuned(inst: dict, pitch: int, velocity: int, y: np.ndarray) -> np.ndarray:
     """The note played again with its frequency corrected by what it sounded, up to
     :data:`TUNING_TRIES` times (a waveguide's pitch moves in steps at high pitches); the
-    best one, or silence when none is within :data:`IN_TUNE_CENTS` of the pitch."""
-    cps = played = midi_cps(pitch)
-    best, best_cents = None, IN_TUNE_CENTS
-    for attempt in range(TUNING_TRIES):
-        sounding = sounding_frequency(y, cps)
-        if sounding is None:
-            break
-        cents = abs(1200 * np.log2(sounding / cps))
-        if cents <= best_cents:
-            best, best_cents = y, cents
-        if cents <= 5 or attempt == TUNING_TRIES - 1:
-            break
-        played *= cps / sounding
-        y = perform(orchestra(inst, pitch, velocity, played))
-    return np.zeros_like(y) if best is None else best
+    best one, or silence when none is within :data:`IN_TUNE_CENTS` of the pitch
+    (:func:`instclf.sources.synth.in_tune`)."""
+    return in_tune(y, midi_cps(pitch), lambda cps: perform(orchestra(inst, pitch, velocity, cps)))
 
 
 def play(inst: dict, pitch: int, velocity: int) -> np.ndarray:
@@ -474,7 +396,7 @@ def play(inst: dict, pitch: int, velocity: int) -> np.ndarray:
     y = perform(orchestra(inst, pitch, velocity))
     if BY_NAME[inst["engine"]].tuned and np.isfinite(y).all() and np.abs(y).max() > 0:
         y = _tuned(inst, pitch, velocity, y)
-    return _level(y)
+    return level(y)
 
 
 def render_instrument(inst: dict, root: Path) -> dict:
@@ -486,74 +408,33 @@ def render_instrument(inst: dict, root: Path) -> dict:
 
 def draw_params(engine: Engine, rng: np.random.Generator) -> dict:
     """One instrument: a value for each of the engine's parameters (and the common ones)."""
-    params = {}
-    for key, spec in {**COMMON, **engine.ranges}.items():
-        if isinstance(spec, list):
-            params[key] = spec[int(rng.integers(len(spec)))]
-        else:
-            params[key] = round(float(rng.uniform(*spec)), 4)
-    return params
+    return synth.draw_params({**COMMON, **engine.ranges}, rng)
 
 
 def plan_instruments(source: CsoundRender) -> list[dict]:
     """The instruments to render, each with its engine, parameters, name, held-out flag and
     notes; deterministic for the source's seed. Used by :meth:`CsoundRender.render`."""
-    if source.instruments_per_family > 1000:
-        raise InstclfError("a Csound render numbers at most 1000 instruments per family")
-    plan = []
-    for family in source.families:
-        engines = ENGINES_OF[family]
-        if not engines:
-            raise InstclfError(f"no Csound engine plays family {family!r}")
-        flags = subsets.heldout_flags(source.instruments_per_family, source.heldout_fraction,
-                                      source.seed, family)
-        for k, heldout in enumerate(flags):
-            engine = engines[k % len(engines)]
-            rng = subsets.stable_rng(source.seed, "csound", family, k)
-            inst = {
-                "engine": engine.name, "family": family, "source": engine.source,
-                "params": draw_params(engine, rng), "heldout": heldout, "seed": source.seed,
-                "instrument": (FIRST_INDEX + FAMILIES.index(family)) * 1000 + k,
-                "instrument_str": f"{family}_{engine.source}_{FIRST_INDEX + k}",
-                "pitches": list(range(engine.low, engine.high + 1)),
-            }
-            inst["notes"] = render._choose_notes(inst, source)
-            plan.append(inst)
-    return plan
+    return synth.plan_instruments(source, ENGINES_OF, draw_params, FIRST_INDEX, "csound",
+                                  "Csound")
 
 
 # --- the source -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class CsoundRender(Source):
-    """``instruments_per_family`` drawn instruments of each of ``families``,
-    ``notes_per_instrument`` notes each (None: every pitch of its range at every velocity)."""
-
-    instruments_per_family: int = 20
-    notes_per_instrument: int | None = 20
-    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
-    heldout_fraction: float = 0.2
-    seed: int = 0
-    families: tuple[str, ...] = FAMILIES
+class CsoundRender(synth.DrawnRender):
+    """``instruments_per_family`` drawn instruments of each of ``families``, played by
+    Csound's engines (:data:`ENGINES`)."""
 
     kind = "csound"
-    renders = True
+    render_one = staticmethod(render_instrument)
+    instrument_keys = INSTRUMENT_KEYS
 
     def stamp(self) -> dict:
         """What the rendered bytes depend on, as ``render.json`` beside the splits holds it."""
         return json.loads(json.dumps({"engine_version": ENGINE_VERSION, **self.settings()}))
 
-    def is_ready(self, data_dir: Path) -> bool:
-        return render.is_written(self.root(data_dir), self.stamp())
+    def require_engine(self) -> None:
+        _load_libcsound()
 
-    def render(self, data_dir: Path, workers: int | None = None, progress: bool = True,
-               shard: tuple[int, int] | None = None) -> render.RenderReport:
-        """Render (or resume rendering) into :meth:`root`; ``instclf data render``."""
-        _load_libcsound()  # a missing library is one clear error, before any worker starts
-        return render.render_planned(plan_instruments(self), self.stamp(), self.root(data_dir),
-                                     render_one=render_instrument, keys=INSTRUMENT_KEYS,
-                                     workers=workers, progress=progress, shard=shard,
-                                     isolated=True)
-
-    def lineage(self, notes: pd.DataFrame) -> pd.Series:
-        return pd.Series("csound", index=notes.index)
+    def plan(self) -> list[dict]:
+        return plan_instruments(self)

@@ -35,11 +35,10 @@ from pathlib import Path
 from string import Template
 
 import numpy as np
-import pandas as pd
 
 from .. import render, subsets
-from ..config import FAMILIES, NSYNTH_VELOCITIES, InstclfError
-from . import Source
+from ..config import FAMILIES, InstclfError
+from . import synth
 
 FAUST_VERSION = 1  # bump when a change to this module changes the rendered bytes
 FIRST_NUMBER = 700  # instrument numbers 700-999 within a family and source (ids from 700,000)
@@ -540,21 +539,18 @@ INSTRUMENT_KEYS = ("family", "source", "instrument", "model", "register", "prese
 
 
 @dataclass(frozen=True)
-class FaustRender(Source):
-    """``instruments_per_family`` drawn instruments of each of ``families``,
-    ``notes_per_instrument`` notes each (None: every pitch of its register at every velocity)."""
+class FaustRender(synth.DrawnRender):
+    """``instruments_per_family`` drawn instruments of each of ``families``, played by the
+    Faust library's physical models through DawDreamer."""
 
     families: tuple[str, ...] = FAUST_FAMILIES
     instruments_per_family: int = 10
-    notes_per_instrument: int | None = 20
-    velocities: tuple[int, ...] = NSYNTH_VELOCITIES
-    heldout_fraction: float = 0.2
-    seed: int = 0
 
     kind = "faust"
-    renders = True
+    render_one = staticmethod(render_instrument)
+    instrument_keys = INSTRUMENT_KEYS
 
-    def render_settings(self) -> dict:
+    def stamp(self) -> dict:
         """What the rendered bytes depend on; stored as ``render.json`` beside the splits."""
         return {"faust_version": FAUST_VERSION, "dawdreamer": dawdreamer_version(),
                 "families": list(self.families),
@@ -563,17 +559,8 @@ class FaustRender(Source):
                 "velocities": list(self.velocities), "heldout_fraction": self.heldout_fraction,
                 "seed": self.seed}
 
-    def is_ready(self, data_dir: Path) -> bool:
-        return render.is_written(self.root(data_dir), self.render_settings())
-
-    def render(self, data_dir: Path, workers: int | None = None, progress: bool = True,
-               shard: tuple[int, int] | None = None) -> render.RenderReport:
-        """Render (or resume rendering) into :meth:`root`; ``instclf data render``."""
+    def require_engine(self) -> None:
         _require_dawdreamer()
-        return render.render_planned(plan_dataset(self), self.render_settings(),
-                                     self.root(data_dir), render_instrument, INSTRUMENT_KEYS,
-                                     workers=workers, progress=progress, shard=shard,
-                                     isolated=True)
 
-    def lineage(self, notes: pd.DataFrame) -> pd.Series:
-        return pd.Series("faust", index=notes.index)
+    def plan(self) -> list[dict]:
+        return plan_dataset(self)

@@ -1,0 +1,34 @@
+"""Checks every drawn-instrument source must pass (test_faust_source, test_pyo_source): its
+held-out instruments and the same bytes from the same seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from instclf import nsynth
+from instclf.config import SPLITS
+
+
+def assert_held_out_instruments_not_trained_on(notes, families) -> None:
+    """One of two instruments of each family held out, its two notes ``valid`` and ``test``."""
+    train = set(notes.instrument_str[notes.split == "train"])
+    heldout = set(notes.instrument_str[notes.split != "train"])
+    assert not train & heldout
+    for family in families:
+        held = notes[(notes.family == family) & (notes.split != "train")]
+        assert held.instrument_str.nunique() == 1 and set(held.split) == {"valid", "test"}
+
+
+def assert_same_bytes(source, rendered: Path, counts, again_dir: Path) -> None:
+    """Rendering ``source`` again (two workers) into ``again_dir`` writes the same files."""
+    again = source.render(again_dir, workers=2, progress=False)
+    assert again.counts == counts
+    for split in SPLITS:
+        a = nsynth.split_folder(source.root(rendered), split)
+        b = nsynth.split_folder(source.root(again_dir), split)
+        for name in ("examples.json", "instruments.json"):
+            assert (a / name).read_bytes() == (b / name).read_bytes()
+        wavs = sorted(p.name for p in (a / "audio").glob("*.wav"))
+        assert wavs and wavs == sorted(p.name for p in (b / "audio").glob("*.wav"))
+        for wav in wavs:
+            assert (a / "audio" / wav).read_bytes() == (b / "audio" / wav).read_bytes(), wav
