@@ -122,12 +122,24 @@ reproduce: system browser venv
 	$(BIN)/python benchmarks/table.py --record-reproduce $$seconds --run $$run >/dev/null; \
 	echo "make reproduce: $$seconds s in all ($$run run)"
 
-# Comparisons too long for `make reproduce`: the recipes of notebooks 03 and 04 on the default
-# profile (make comparisons), then leave-one-lineage-out on the lineages profile (the soundfonts,
-# Csound, Faust and their recorded copies), each recipe from SEEDS seeds; their last results go
-# to figures/comparisons.json, figures/lineages.json and the README (with the date).
+# Comparisons too long for `make reproduce`: leave-one-lineage-out on the lineages profile
+# (the soundfonts, Csound, Faust and their recorded copies), each recipe from SEEDS seeds; their last
+# results go to figures/lineages.json and the README (with the date).
 LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics
 SEEDS ?= 3
+experiments: system venv
+	@start=$$(date +%s); \
+	INSTCLF_PROFILE=lineages $(BIN)/instclf data render && \
+	for e in $(LINEAGE_EXPERIMENTS); do \
+		INSTCLF_PROFILE=lineages $(BIN)/instclf train $$e --lineages --seeds $(SEEDS) || exit 1; \
+	done; \
+	INSTCLF_PROFILE=lineages $(BIN)/instclf results --lineages && \
+	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
+	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
+
+# The other comparisons too long for `make reproduce`, run first by make experiments: every
+# recipe of notebooks 03 and 04 on the default profile from SEEDS seeds; their last results go to
+# figures/comparisons.json and the README (with the date and the seeds).
 # musicnn_vgg before musicnn_vgg_head: the head alone is then the first stage of its run; an
 # experiment whose weights are absent (vgg19) is left out, saying why
 COMPARISON_EXPERIMENTS ?= musicnn_vgg musicnn_vgg_head scratch_cnn musicnn_vgg_msd \
@@ -146,14 +158,6 @@ comparisons: system venv
 	echo "make comparisons: $$(( $$(date +%s) - start )) s in all"
 
 experiments: comparisons
-	@start=$$(date +%s); \
-	INSTCLF_PROFILE=lineages $(BIN)/instclf data render && \
-	for e in $(LINEAGE_EXPERIMENTS); do \
-		INSTCLF_PROFILE=lineages $(BIN)/instclf train $$e --lineages --seeds $(SEEDS) || exit 1; \
-	done; \
-	INSTCLF_PROFILE=lineages $(BIN)/instclf results --lineages && \
-	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
-	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
 
 lab: system venv
 	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)

@@ -52,10 +52,10 @@ class Experiment:
     augmentation: Augmentation | None = None
     sources: tuple[str, ...] | None = None
     head: str = "average"
+    until_converged: bool = False
     compared_with: str | None = None
     change: str = ""
     requires: Callable[[], object] | None = None
-    until_converged: bool = False
 
 
 EXPERIMENTS = {e.name: e for e in (
