@@ -26,7 +26,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 REPORTS := reports
 APP_PORT ?= 8866
 
-.PHONY: test reproduce experiments lab app bench system browser venv data lock
+.PHONY: test reproduce experiments comparisons lab app bench system browser venv data lock
 
 # $(call apt_packages,PACKAGES,WHAT,IF_MISSING): install the missing ones through apt-get as
 # root; otherwise print the line to run and stop, or go on when IF_MISSING is `skip`. Without
@@ -136,6 +136,28 @@ experiments: system venv
 	INSTCLF_PROFILE=lineages $(BIN)/instclf results --lineages && \
 	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
 	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
+
+# The other comparisons too long for `make reproduce`, run first by make experiments: every
+# recipe of notebooks 03 and 04 on the default profile from SEEDS seeds; their last results go to
+# figures/comparisons.json and the README (with the date and the seeds).
+# musicnn_vgg before musicnn_vgg_head: the head alone is then the first stage of its run; an
+# experiment whose weights are absent (vgg19) is left out, saying why
+COMPARISON_EXPERIMENTS ?= musicnn_vgg musicnn_vgg_head scratch_cnn musicnn_vgg_msd \
+	musicnn_vgg_msd_whole musicnn_vgg_msd_clipnorm musicnn_vgg_msd_augmented vgg19
+comparisons: system venv
+	@start=$$(date +%s); \
+	INSTCLF_PROFILE=default $(BIN)/instclf data render && \
+	for e in $(COMPARISON_EXPERIMENTS); do \
+		reason=$$($(BIN)/python -c "from instclf import experiments as x; print(x.unavailable_reason(x.get_experiment('$$e')) or '')") \
+			|| exit 1; \
+		if [ -n "$$reason" ]; then echo "$$e left out: $$reason"; continue; fi; \
+		INSTCLF_PROFILE=default $(BIN)/instclf train $$e --seeds $(SEEDS) || exit 1; \
+	done; \
+	INSTCLF_PROFILE=default $(BIN)/instclf results --comparisons && \
+	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
+	echo "make comparisons: $$(( $$(date +%s) - start )) s in all"
+
+experiments: comparisons
 
 lab: system venv
 	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)

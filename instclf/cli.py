@@ -247,13 +247,20 @@ def _results(args) -> int:
         print(report.lineages_markdown(report.read_results(path)))
         print(f"written: {path}")
         return 0
+    if args.comparisons:
+        path = report.comparisons_path(profile)
+        storage.write_json(path, report.comparison_results(profile))
+        print(report.comparisons_markdown(report.read_results(path)))
+        print(f"written: {path}")
+        return 0
     results = report.read_results(Path(args.file) if args.file else report.results_path(profile))
     print(report.results_markdown(results))
     if args.readme:
         root = Path(args.readme).resolve().parent
         blocks = report.readme_blocks(results, root / "notebooks",
                                       root / "benchmarks" / "results" / "table.md",
-                                      root / "figures" / report.LINEAGES_FILE)
+                                      root / "figures" / report.LINEAGES_FILE,
+                                      root / "figures" / report.COMPARISONS_FILE)
         changed = report.update_readme(Path(args.readme), blocks)
         print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'}")
     return 0
@@ -276,23 +283,30 @@ def _train(args) -> int:
     experiments.ensure_available(experiment)
     if args.lineages:
         return _train_lineages(profile, experiment, args.quiet, args.seeds)
-    from . import evaluate  # keras: imported after the cheap checks
+    return _train_seeds(profile, experiment, args.quiet, args.seeds)
 
-    data = experiments.training_data(profile, experiment, progress=not args.quiet)
-    trained = experiments.train_experiment(
-        profile, experiment.name, data=data,
-        progress=None if args.quiet else lambda line: print(f"{experiment.name}: {line}",
-                                                            flush=True))
-    meta = trained.meta
-    print(f"{experiment.label} ({profile.name} profile): {meta['stages_completed']} stages, "
-          f"{meta['epochs']} epochs, {meta['training_seconds']:.0f} s of training")
-    print(f"model: {trained.path}")
-    for split, what in (("test", "unseen instruments"), ("seen", "seen instruments")):
-        table = evaluate.cached_predictions(trained, data[split], split)
-        low, high = evaluate.bootstrap_accuracy(table)
-        print(f"{what}: accuracy {evaluate.accuracy(table):.1%} (95% interval over instruments "
-              f"{low:.1%}-{high:.1%}), {len(table)} notes of "
-              f"{table['instrument_str'].nunique()} instruments")
+
+def _train_seeds(profile, experiment, quiet: bool, seeds: int) -> int:
+    from . import comparisons  # keras: imported after the cheap checks
+
+    data_cache = {}
+    for seed in range(seeds):
+        result = comparisons.run_seed(
+            profile, experiment.name, seed, data_cache=data_cache,
+            progress=None if quiet else lambda line: print(f"{experiment.name}: {line}",
+                                                           flush=True))
+        path = comparisons.write_summary(profile, result)
+        print(f"{experiment.label} ({profile.name} profile, seed {seed}): "
+              f"{result['stages_completed']} stages, {result['epochs']} epochs, "
+              f"{result['training_seconds']:.0f} s of training")
+        print(f"model: {result['model']}")
+        for split, what in (("unseen", "unseen instruments"), ("seen", "seen instruments")):
+            found = result[split]
+            low, high = found["accuracy_ci95"]
+            print(f"{what}: accuracy {found['accuracy']:.1%} (95% interval over instruments "
+                  f"{low:.1%}-{high:.1%}), {found['notes']} notes of {found['instruments']} "
+                  "instruments")
+        print(f"results: {path}")
     return 0
 
 
@@ -433,9 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--profile", help="whose results file (default: $INSTCLF_PROFILE)")
     results.add_argument("--file", help="a results JSON (default: the profile's, figures/results.json)")
     results.add_argument("--readme", help="rewrite this README's generated blocks (results, "
-                         "notebooks, benchmarks) from the files")
+                         "notebooks, benchmarks, comparisons, lineages) from the files")
     results.add_argument("--lineages", action="store_true", help="gather the profile's "
                          "leave-one-lineage-out results into figures/lineages.json (make "
+                         "experiments)")
+    results.add_argument("--comparisons", action="store_true", help="gather the profile's "
+                         "results over seeds (instclf train NAME --seeds N) into its figures "
+                         "folder's comparisons.json (figures/ on the default profile; make "
                          "experiments)")
     results.set_defaults(handler=_results)
     train = commands.add_parser("train", help="train (or load) one experiment of the registry")
@@ -446,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lineages", action="store_true", help="leave-one-lineage-out: train "
                        "the recipe once per lineage without it, test on it (lineages profile)")
     train.add_argument("--seeds", type=int, default=1, metavar="N",
-                       help="with --lineages: run the folds from seeds 0 to N-1 (default: 1)")
+                       help="train from seeds 0 to N-1 (default: 1), each seed's results "
+                       "recorded for instclf results --comparisons; with --lineages, the "
+                       "folds")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no line per stage")
     train.set_defaults(handler=_train)
     page = commands.add_parser("app", help="serve the upload page in the browser (make app)",

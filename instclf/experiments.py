@@ -8,7 +8,8 @@ comparisons from here, and ``instclf train NAME`` trains any one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .augment import Augmentation
@@ -16,6 +17,7 @@ from .config import InstclfError
 
 if TYPE_CHECKING:
     from .profiles import Profile
+    from .train import Schedule
 
 # what an experiment varies, in the order the notebooks take them up
 ASPECTS = ("schedule", "backbone", "checkpoint", "clip", "head", "normalisation",
@@ -36,7 +38,8 @@ class Experiment:
     the profile, else the sound sources (soundfonts or lineages) it trains on.
     ``compared_with`` names the experiment it differs from by ``change`` (the README's
     "Effect of ..." finding). ``requires`` raises :class:`InstclfError` when something the
-    run needs, which the project never downloads, is absent.
+    run needs, which the project never downloads, is absent. ``until_converged``: its one
+    stage gets :data:`UNTIL_CONVERGED` times the profile's epoch bound and patience.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Experiment:
     augmentation: Augmentation | None = None
     sources: tuple[str, ...] | None = None
     head: str = "average"
+    until_converged: bool = False
     compared_with: str | None = None
     change: str = ""
     requires: Callable[[], object] | None = None
@@ -67,7 +71,8 @@ EXPERIMENTS = {e.name: e for e in (
                compared_with="musicnn_vgg_head",
                change="unfreezing the top blocks after the head"),
     Experiment("scratch_cnn", "scratch_cnn", "scratch_cnn",
-               "a small CNN trained from random weights: the baseline", "backbone", "04"),
+               "a small CNN trained from random weights: the baseline", "backbone", "04",
+               until_converged=True),
     Experiment("musicnn_vgg_msd", "musicnn_vgg_msd", "musicnn_vgg_msd",
                "musicnn's Million Song Dataset checkpoint instead of MagnaTagATune",
                "checkpoint", "04", compared_with="musicnn_vgg",
@@ -173,9 +178,48 @@ def training_data(profile: Profile, experiment: Experiment, cache: dict | None =
     return data
 
 
-def train_experiment(profile: Profile, name: str, progress=None, data: dict | None = None):
-    """The experiment's model on the profile (a :class:`instclf.train.TrainedModel`), trained
-    or resumed as needed, else loaded from disk (``instclf train``, notebooks 03 to 05).
+# --- seeds (instclf.comparisons) -------------------------------------------------------------
+
+# A network trained from random weights learns for longer than a pretrained one, and its
+# validation loss is noisier: its one stage gets this many times the profile's epoch bound and
+# patience, so that early stopping, not the bound, ends it (notebook 04).
+UNTIL_CONVERGED = {"head_epochs": 4, "patience": 3}
+
+
+def schedule(profile: Profile, experiment: Experiment, seed: int = 0) -> Schedule:
+    """The experiment's schedule on the profile, its weights drawn and its batches shuffled
+    from ``profile.seed + seed``: seed 0 is the run ``make reproduce`` trains."""
+    from . import train
+
+    found = train.schedule_for(profile, experiment.max_unfrozen_blocks)
+    if experiment.until_converged:
+        found = replace(found, **{k: factor * getattr(found, k)
+                                  for k, factor in UNTIL_CONVERGED.items()})
+    return replace(found, seed=found.seed + seed)
+
+
+def models_dir(profile: Profile, seed: int = 0) -> Path:
+    """Where runs from ``seed`` live: seed 0 among the profile's models, later seeds apart
+    (``seeds/seed<k>/``), so the profile's best model is always a seed-0 run."""
+    return profile.models_dir if seed == 0 else profile.models_dir / "seeds" / f"seed{seed}"
+
+
+def model_path(profile: Profile, name: str, data: dict, seed: int = 0) -> Path:
+    """Where the experiment's model from ``seed`` is (or will be) saved (notebook 05)."""
+    from . import train
+
+    experiment = get_experiment(name)
+    return train.saved_model_path(profile, experiment.backbone,
+                                  schedule(profile, experiment, seed), data,
+                                  experiment.augmentation, experiment.head,
+                                  models_dir(profile, seed))
+
+
+def train_experiment(profile: Profile, name: str, progress=None, data: dict | None = None,
+                     seed: int = 0):
+    """The experiment's model on the profile from ``seed`` (a
+    :class:`instclf.train.TrainedModel`), trained or resumed as needed, else loaded from disk
+    (``instclf train``, notebooks 03 and 04, :mod:`instclf.comparisons`).
 
     ``data``: the plain data of :func:`training_data`, computed when not given.
     """
@@ -185,10 +229,11 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
     ensure_available(experiment)
     if data is None:
         data = training_data(profile, experiment, progress=progress is not None)
-    return train.trained_model(profile, experiment.backbone, experiment.max_unfrozen_blocks,
-                               data=data, progress=progress,
+    return train.trained_model(profile, experiment.backbone, data=data, progress=progress,
                                augmentation=experiment.augmentation, experiment=name,
-                               head=experiment.head)
+                               head=experiment.head,
+                               schedule=schedule(profile, experiment, seed),
+                               models_dir=models_dir(profile, seed))
 
 
 def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int = 0) -> dict:

@@ -294,10 +294,11 @@ def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
                             title: str = "Seen and unseen instruments", xlabel: str = "model",
                             legend_title: str = "test notes from",
                             legend_loc: str = "lower right"):
-    """Accuracy with its 95% interval per model and split (notebook 05; per lineage left out
-    and recipe for :func:`instclf.lineages.results_frame`).
+    """Accuracy with its 95% interval per model and split (notebooks 04 and 05; per lineage
+    left out and recipe for :func:`instclf.report.lineages_frame`).
 
-    ``summaries`` has columns ``model``, ``split``, ``accuracy``, ``low``, ``high``.
+    ``summaries`` has columns ``model``, ``split``, ``accuracy``, ``low``, ``high``, and
+    optionally ``seeds`` (each seed's accuracy, drawn as dots on the bar: the spread).
     """
     fig, ax = _axes(ax, figsize=(11, 5))
     models = list(dict.fromkeys(summaries["model"]))
@@ -310,6 +311,10 @@ def plot_accuracy_intervals(summaries: pd.DataFrame, ax=None,
                       yerr=[part["accuracy"] - part["low"], part["high"] - part["accuracy"]],
                       capsize=3)
         ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
+        if "seeds" in part and part["seeds"].map(len).max() > 1:
+            for position, by_seed in zip(x, part["seeds"]):
+                ax.plot([position] * len(by_seed), by_seed, "o", ms=3, color="black",
+                        label="each seed" if k == 0 and position == x[0] else None)
     ax.set_xticks(range(len(models)), models, rotation=25, ha="right", fontsize=9)
     ax.set(xlabel=xlabel, ylabel="accuracy (share of notes)", ylim=(0, 1.05), title=title)
     ax.legend(title=legend_title, loc=legend_loc)
@@ -451,22 +456,24 @@ def plot_clip_preparation(y: np.ndarray, sr: int, clip: np.ndarray, clip_sr: int
     return fig
 
 
-def plot_accuracy_vs_time(curves: dict[str, pd.DataFrame], mark_seconds: float | None = None,
-                          mark_label: str = "", ax=None):
+def plot_accuracy_vs_time(curves: dict, mark_seconds=None, mark_label: str = "", ax=None):
     """Validation accuracy (held-out instruments) after each epoch against the training time
-    spent so far, one line per model (notebook 04's equal-wall-time comparison).
+    spent so far, one colour per model (notebook 04's equal-wall-time comparison).
 
     ``curves`` maps a model to its history with ``elapsed_seconds``
-    (``instclf.train.elapsed_history``); each line starts where the model's first epoch ends,
-    so a pretrained model's activation caching shows as the gap before it. ``mark_seconds``
-    draws a vertical line (for example the from-scratch model's total time).
+    (``instclf.train.elapsed_history``), or to a list of them (one per seed, one colour);
+    each line starts where the model's first epoch ends, so a pretrained model's activation
+    caching shows as the gap before it. ``mark_seconds`` draws a vertical line, or one per value
+    of a list (for example each seed's from-scratch total time).
     """
     fig, ax = _axes(ax)
-    for k, (name, history) in enumerate(curves.items()):
-        ax.plot(history["elapsed_seconds"], history["val_accuracy"], marker="o", ms=3,
-                lw=1.2, color=f"C{k}", label=name)
-    if mark_seconds is not None:
-        ax.axvline(mark_seconds, color="grey", ls="--", lw=1, label=mark_label or None)
+    for k, (name, found) in enumerate(curves.items()):
+        for index, history in enumerate(found if isinstance(found, list) else [found]):
+            ax.plot(history["elapsed_seconds"], history["val_accuracy"], marker="o", ms=3,
+                    lw=1.2, color=f"C{k}", label=None if index else name)
+    marks = np.atleast_1d([] if mark_seconds is None else mark_seconds)
+    for index, seconds in enumerate(marks):
+        ax.axvline(seconds, color="grey", ls="--", lw=1, label=None if index else (mark_label or None))
     ax.set(xlabel="training time so far (s), activation caching included",
            ylabel="validation accuracy (unseen instruments)", xlim=(0, None),
            title="Accuracy against training time")

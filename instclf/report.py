@@ -1,11 +1,14 @@
-"""The results file and the README's results table generated from it (notebook 05, make reproduce).
+"""The results files and the README's tables generated from them (notebooks 04 and 05, make
+reproduce, make experiments).
 
-The results file (``figures/results.json`` on the default profile) holds, per experiment of
-:mod:`instclf.experiments` (keyed by its name), accuracy on seen and unseen instruments with
-its confidence interval, balanced accuracy and training time, plus the leave-one-soundfont-out
-figures, and the environment it ran in (:func:`environment`). The README's table is rewritten
-from it between two markers, so no result is ever typed by hand; the runs' labels and the
-comparisons the findings make come from the registry.
+The results file (``figures/results.json`` on the default profile) holds the best model's
+accuracy on seen and unseen instruments with its confidence interval, balanced accuracy and
+training time (keyed by its experiment's name in :mod:`instclf.experiments`), plus the
+leave-one-soundfont-out figures, and the environment it ran in (:func:`environment`). The
+comparisons between the experiments, over seeds, are ``figures/comparisons.json``'s
+(:mod:`instclf.comparisons`); the leave-one-lineage-out ones ``figures/lineages.json``'s. The
+README's tables are rewritten from these files between markers, so no result is ever typed by
+hand; the runs' labels and the comparisons stated come from the registry.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import evaluate, experiments, storage
@@ -72,7 +76,8 @@ def read_results(path: Path) -> dict:
     """The results file at ``path``, with a clear error if it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise InstclfError(f"no results file at {path}; make reproduce (notebook 05) writes it")
+        raise InstclfError(f"no results file at {path}; make reproduce (notebook 05) writes "
+                           "results.json, make experiments comparisons.json and lineages.json")
     return json.loads(path.read_text())
 
 
@@ -102,43 +107,14 @@ def _with_interval(summary: dict) -> str:
     return f"{summary['accuracy']:.1%} ({low:.1%}–{high:.1%})"
 
 
-def _points(a: float, b: float) -> str:
-    return f"{100 * (a - b):+.1f} points"
-
-
 def findings(results: dict) -> list[str]:
-    """The results file's headline comparisons as sentences (the README's list under the table).
-
-    The comparisons are the registry's (:data:`instclf.experiments.BASELINE`, and each
-    experiment's ``compared_with`` and ``change``), for the runs the file holds.
+    """The results file's headline measurements of the best model as sentences (the README's
+    list under the table); the comparisons between recipes are :func:`comparisons_markdown`'s.
     """
-    models = results["models"]
-    unseen = {name: entry["unseen"]["accuracy"] for name, entry in models.items()}
-    best, baseline, label = results["best_model"], experiments.BASELINE, experiments.label
-    lines = []
-    if baseline in unseen:
-        lines.append(f"Transfer against training from scratch, unseen instruments: {label(best)} "
-                     f"{unseen[best]:.1%}, {label(baseline)} {unseen[baseline]:.1%} "
-                     f"({_points(unseen[best], unseen[baseline])}).")
-    equal = results.get("equal_wall_time")
-    if equal:
-        parts = [f"{label(name)} {value:.1%}" if value is not None
-                 else f"{label(name)}: no epoch finished"
-                 for name, value in equal["val_accuracy_at_scratch_seconds"].items()]
-        lines.append(f"At equal wall time: validation accuracy (held-out instruments) each model "
-                     f"would have kept at {label(baseline)}'s {equal['scratch_seconds']:.0f} s, "
-                     f"against {label(baseline)}'s final {equal['scratch_val_accuracy']:.1%}: "
-                     + "; ".join(parts) + ". Times include the one-time pass through the "
-                     "frozen blocks, and vary with the machine's load.")
-    effects = [f"{e.change} {_points(unseen[e.name], unseen[e.compared_with])}"
-               for e in experiments.EXPERIMENTS.values()
-               if e.compared_with and e.name in unseen and e.compared_with in unseen]
-    if effects:
-        lines.append("Effect on unseen-instrument accuracy of " + "; ".join(effects) + ".")
-    gap = models[best]["seen"]["accuracy"] - unseen[best]
-    lines.append(f"Seen against unseen instruments ({label(best)}): "
-                 f"{models[best]['seen']['accuracy']:.1%} against {unseen[best]:.1%}, a gap of "
-                 f"{100 * gap:.1f} points (the study: 92% and 72%).")
+    best, label = results["best_model"], experiments.label
+    seen, unseen = (results["models"][best][split]["accuracy"] for split in ("seen", "unseen"))
+    lines = [f"Seen against unseen instruments ({label(best)}): {seen:.1%} against "
+             f"{unseen:.1%}, a gap of {100 * (seen - unseen):.1f} points (the study: 92% and 72%)."]
     sources = results.get("unseen_sources")
     if sources:
         worst = min(sources["per_soundfont"], key=lambda row: row["accuracy"])
@@ -160,9 +136,7 @@ def findings(results: dict) -> list[str]:
 
 def results_markdown(results: dict) -> str:
     """The README's results block: the table, what it measured, and the findings."""
-    table = results_table(results)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    lines = [markdown_table(results_table(results))]
     data = results["dataset"]
     lines += ["", f"Profile `{results['profile']}`: {data['notes']:,} notes of "
               f"{data['instruments']} instruments; seen instruments: {results['seen_notes']:,} "
@@ -170,6 +144,13 @@ def results_markdown(results: dict) -> str:
               f"{results['unseen_notes']:,} notes of {results['unseen_instruments']} held-out "
               "instruments. Intervals: 95%, bootstrap over instruments.", ""]
     lines += [f"- {line}" for line in findings(results)]
+    return "\n".join(lines)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A table as Markdown: its columns, then a row per row."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -209,6 +190,17 @@ def notebooks_markdown(folder: Path) -> str:
 LINEAGES_FILE = "lineages.json"  # in figures/: the last leave-one-lineage-out results
 
 
+def read_summaries(folder: Path) -> dict[str, list[tuple[dict, pd.DataFrame]]]:
+    """Per experiment, each seed's summary (``<experiment>-seed<k>.json`` in ``folder``) and
+    the predictions table beside it (leave one lineage out, comparisons over seeds)."""
+    runs: dict[str, list] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        summary = json.loads(path.read_text())
+        runs.setdefault(summary["experiment"], []).append(
+            (summary, pd.read_csv(path.with_suffix(".csv"))))
+    return runs
+
+
 def lineage_results(profile: Profile) -> dict:
     """Every leave-one-lineage-out result recorded for the profile (``instclf train NAME
     --lineages``), with the date and the machine (``instclf results --lineages``)."""
@@ -216,11 +208,7 @@ def lineage_results(profile: Profile) -> dict:
 
     from . import lineages, models
 
-    runs: dict[str, list] = {}
-    for path in sorted(models.lineage_results_dir(profile).glob("*.json")):
-        summary = json.loads(path.read_text())
-        runs.setdefault(summary["experiment"], []).append(
-            (summary, pd.read_csv(path.with_suffix(".csv"))))
+    runs = read_summaries(models.lineage_results_dir(profile))
     found = {name: lineages.over_seeds(seeds, profile.seed) for name, seeds in runs.items()}
     if not found:
         raise InstclfError(f"no leave-one-lineage-out results for profile {profile.name}; run "
@@ -280,13 +268,164 @@ def lineages_frame(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high"])
 
 
+COMPARISONS_FILE = "comparisons.json"  # beside the profile's figures: the last comparisons
+COMPARISON_SEEDS = 3  # the seeds a comparison wants (issue 12): make experiments' SEEDS
+COMPARED_NOTEBOOKS = ("03", "04")  # whose experiments make experiments compares over seeds
+
+
+def comparisons_path(profile: Profile) -> Path:
+    """Where ``instclf results --comparisons`` writes the profile's comparisons over seeds
+    (``figures/comparisons.json`` on the default profile, which notebooks 04 and 05 read)."""
+    return profile.figures_dir / COMPARISONS_FILE
+
+
+def comparison_results(profile: Profile) -> dict:
+    """Every comparison over seeds recorded for the profile (``instclf train NAME --seeds
+    N``), with the date and the machine (``instclf results --comparisons``)."""
+    from datetime import date
+
+    from . import comparisons
+
+    runs = read_summaries(comparisons.results_dir(profile))
+    if not runs:
+        raise InstclfError(f"no comparisons recorded for profile {profile.name}; run "
+                           f"INSTCLF_PROFILE={profile.name} instclf train NAME --seeds "
+                           f"{COMPARISON_SEEDS} (or make experiments)")
+    return {"profile": profile.name, "date": date.today().isoformat(),
+            "environment": environment(), **comparisons.over_experiments(runs, profile.seed)}
+
+
+def _over_seeds(split: dict) -> str:
+    """``78.8% (73.4%–83.5%) [seeds 77.0%–79.1%]``: the mean over seeds, the interval of
+    their pooled predictions, the lowest and highest seed."""
+    return _with_interval(split) + _seed_range(split["seeds"])
+
+
+def _joined(values, form: str = "{:.0f}") -> str:
+    return ", ".join(form.format(v) for v in values)
+
+
+def comparisons_table(results: dict) -> pd.DataFrame:
+    """One row per experiment of the comparisons file, best on unseen instruments first:
+    seeds, accuracy over seeds (95% interval, lowest and highest seed), each seed's epochs
+    and training time (notebooks 04 and 05, the README)."""
+    runs = sorted(results["experiments"].items(), key=lambda item: -item[1]["unseen"]["accuracy"])
+    return pd.DataFrame([{
+        "model": experiments.label(name), "seeds": _joined(run["seeds"], "{}"),
+        "unseen instruments": _over_seeds(run["unseen"]),
+        "seen instruments": _over_seeds(run["seen"]),
+        "epochs": _joined(seed["epochs"] for seed in run["per_seed"].values()),
+        "training (s)": _joined(seed["training_seconds"] for seed in run["per_seed"].values()),
+    } for name, run in runs], columns=["model", "seeds", "unseen instruments",
+                                       "seen instruments", "epochs", "training (s)"])
+
+
+def _points_over_seeds(split: dict) -> str:
+    low, high = split["ci95"]
+    by_seed = split["seeds"].values()
+    spread = (f" [seeds {100 * min(by_seed):+.1f} to {100 * max(by_seed):+.1f}]"
+              if len(by_seed) > 1 else "")
+    return f"{100 * split['difference']:+.1f} ({100 * low:+.1f} to {100 * high:+.1f}){spread}"
+
+
+def differences_table(results: dict) -> pd.DataFrame:
+    """The paired differences of the comparisons file, in points: the mean over the seeds
+    both runs have, the 95% interval of a paired bootstrap over instruments, the lowest and
+    highest seed (notebook 04, the README)."""
+    label = experiments.label
+    return pd.DataFrame([{
+        "run": label(found["experiment"]), "against": label(found["against"]),
+        "what changes": found["change"], "seeds": _joined(found["seeds"], "{}"),
+        "unseen instruments (points)": _points_over_seeds(found["unseen"]),
+        "seen instruments (points)": _points_over_seeds(found["seen"]),
+    } for found in results["differences"]], columns=[
+        "run", "against", "what changes", "seeds", "unseen instruments (points)",
+        "seen instruments (points)"])
+
+
+def comparisons_frame(results: dict, names=None) -> pd.DataFrame:
+    """The comparisons file's experiments (those in ``names``, default all) as one row per
+    (experiment, split): ``model`` (its label), ``split``, ``accuracy`` (over seeds), ``low``,
+    ``high`` and ``seeds`` (each seed's accuracy) (notebooks 04 and 05's figures,
+    :func:`instclf.plots.plot_accuracy_intervals`)."""
+    rows = [{"model": experiments.label(name), "split": f"{split} instruments",
+             "accuracy": run[split]["accuracy"], "low": run[split]["accuracy_ci95"][0],
+             "high": run[split]["accuracy_ci95"][1], "seeds": list(run[split]["seeds"].values())}
+            for name, run in results["experiments"].items()
+            if names is None or name in names for split in ("seen", "unseen")]
+    return pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high", "seeds"])
+
+
+def seeds_sentence(results: dict) -> str:
+    """What the comparisons file's seeds are, and how many a comparison wants."""
+    seeds = results["seeds"]
+    if len(seeds) >= COMPARISON_SEEDS:
+        return f"seeds {_joined(seeds, '{}')}"
+    return (f"seed{'s' * (len(seeds) > 1)} {_joined(seeds, '{}')} only so far; `make "
+            f"experiments` runs {COMPARISON_SEEDS}")
+
+
+def equal_wall_time_sentence(results: dict) -> str | None:
+    """The equal-wall-time comparison of the comparisons file as one sentence (None without
+    the baseline): per experiment the mean over seeds of the validation accuracy it would
+    have kept at the baseline's training time."""
+    equal = results.get("equal_wall_time")
+    if not equal:
+        return None
+    label, baseline = experiments.label, equal["baseline"]
+    seconds, final = equal["seconds"].values(), equal["val_accuracy"].values()
+    parts = []
+    for name, by_seed in equal["at_baseline_seconds"].items():
+        kept = [v for v in by_seed.values() if v is not None]
+        parts.append(f"{label(name)} " + (f"{np.mean(kept):.1%}" if kept else "no epoch finished")
+                     + (f" ({len(by_seed) - len(kept)} of {len(by_seed)} seeds had no epoch "
+                        "finished)" if kept and len(kept) < len(by_seed) else ""))
+    return (f"At equal wall time (validation accuracy on held-out instruments each run would "
+            f"have kept at its seed's {label(baseline)} time, {_joined(seconds)} s; mean over "
+            f"seeds), against {label(baseline)}'s final {np.mean(list(final)):.1%}: "
+            + "; ".join(parts) + ". Times include the passes through the frozen blocks (a "
+            "seed whose frozen activations an earlier seed had cached reads them in seconds), "
+            "and vary with the machine's load.")
+
+
+def comparisons_markdown(results: dict) -> str:
+    """The README's comparisons block: the table over seeds, the paired differences, equal
+    wall time, and how it was measured (``instclf results --comparisons``)."""
+    lines = [markdown_table(comparisons_table(results))]
+    if results["differences"]:
+        lines += ["", "Paired differences (the run minus the one it is held against):", "",
+                  markdown_table(differences_table(results))]
+    equal = equal_wall_time_sentence(results)
+    baseline = results["experiments"].get(experiments.BASELINE)
+    if baseline:
+        schedule = baseline["schedule"]
+        lines += ["", f"{experiments.label(experiments.BASELINE)} trains until early stopping "
+                  f"decides: one stage of up to {schedule['head_epochs']} epochs, patience "
+                  f"{schedule['patience']}."]
+    missing = [e.label for e in experiments.EXPERIMENTS.values()
+               if e.notebook in COMPARED_NOTEBOOKS and e.name not in results["experiments"]]
+    if missing:
+        lines += ["", f"Not in the file yet: {', '.join(missing)} (`make experiments` trains "
+                  "them, each only where what it needs is present)."]
+    lines += [""] + ([equal, ""] if equal else []) + [
+        f"Profile `{results['profile']}`, measured {results['date']} "
+        f"({results['environment'].get('cpus')} CPUs); {seeds_sentence(results)}. A model's "
+        "accuracy is that of all its seeds' predictions together (their mean), with the 95% "
+        "interval of a bootstrap over instruments and the lowest and highest seed; a "
+        "difference's interval comes from a paired bootstrap over instruments."]
+    return "\n".join(lines)
+
+
 def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = None,
-                  lineages: Path | None = None) -> dict[str, str]:
-    """The README's generated blocks: results, notebook list and (if measured) benchmarks
-    and leave-one-lineage-out results."""
+                  lineages: Path | None = None, comparisons: Path | None = None,
+                  ) -> dict[str, str]:
+    """The README's generated blocks: results, notebook list and (if measured) benchmarks,
+    comparisons over seeds and leave-one-lineage-out results."""
     blocks = {"results": results_markdown(results), "notebooks": notebooks_markdown(notebooks)}
     if lineages is not None and Path(lineages).is_file():
         blocks["lineages"] = lineages_markdown(read_results(Path(lineages)))
+    if comparisons is not None and Path(comparisons).is_file():
+        blocks["comparisons"] = comparisons_markdown(read_results(Path(comparisons)))
     if results["dataset"].get("by_family"):
         blocks["dataset"] = dataset_markdown(results)
     if bench_table is not None and Path(bench_table).is_file():

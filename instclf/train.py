@@ -460,8 +460,9 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
         raise InstclfError("trained_model takes the plain training data; ask for augmented "
                            "copies with augmentation=instclf.augment.Augmentation(...)")
     settings = augmentation.settings() if augmentation is not None else None
-    run_dir = (models_dir or profile.models_dir) / run_key(backbone, schedule, data, settings, head)
-    model_path = run_dir / f"stages{schedule.max_unfrozen_blocks}.keras"
+    model_path = saved_model_path(profile, backbone_name, schedule, data, augmentation, head,
+                                  models_dir)
+    run_dir = model_path.parent
     if model_path.is_file():
         model, meta = load_model(model_path)
         if progress:
@@ -498,6 +499,16 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     return TrainedModel(model, history, meta, model_path)
 
 
+
+
+def saved_model_path(profile: Profile, backbone_name: str, schedule: Schedule,
+                     data: dict[str, Data], augmentation=None, head: str = "average",
+                     models_dir: Path | None = None) -> Path:
+    """Where :func:`trained_model` saves (or finds) the model of these arguments: its run's
+    folder (:func:`run_key`) and the number of blocks the schedule unfreezes."""
+    settings = augmentation.settings() if augmentation is not None else None
+    key = run_key(backbones.get_backbone(backbone_name), schedule, data, settings, head)
+    return (models_dir or profile.models_dir) / key / f"stages{schedule.max_unfrozen_blocks}.keras"
 
 
 def best_model(profile: Profile, progress=None) -> TrainedModel:

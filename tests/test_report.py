@@ -13,6 +13,8 @@ from instclf.config import InstclfError
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "figures" / "results.json"
+LINEAGES = ROOT / "figures" / report.LINEAGES_FILE
+COMPARISONS = ROOT / "figures" / report.COMPARISONS_FILE
 BENCH_TABLE = ROOT / "benchmarks" / "results" / "table.md"
 
 
@@ -73,20 +75,14 @@ def test_readme_block_is_rewritten_between_markers(tmp_path, results):
 
 def test_findings_are_computed_from_the_results(results):
     lines = report.findings(results)
-    assert lines[0].endswith("musicnn_vgg 77.2%, scratch_cnn 71.6% (+5.6 points).")
-    assert "scratch_cnn's 103 s, against scratch_cnn's final 71.4%: musicnn_vgg: no epoch finished" in lines[1]
-    assert any("87.8% against 77.2%, a gap of 10.6 points" in line for line in lines)
+    assert lines[0] == ("Seen against unseen instruments (musicnn_vgg): 87.8% against 77.2%, a gap "
+                        "of 10.6 points (the study: 92% and 72%).")
+    assert "mean 50.0% over 5 soundfonts" in lines[1] and "hardest source: sf0 (40.0%)" in lines[1]
 
 
-def test_findings_take_labels_and_comparisons_from_the_registry(results):
-    results["equal_wall_time"]["val_accuracy_at_scratch_seconds"]["musicnn_vgg_head"] = 0.482
-    lines = report.findings(results)
-    assert "; musicnn_vgg (head only) 48.2%." in lines[1]
-    # musicnn_vgg is compared with musicnn_vgg_head; musicnn_vgg_msd and the rest are absent
-    assert lines[2] == ("Effect on unseen-instrument accuracy of unfreezing the top blocks "
-                        "after the head +30.6 points.")
-    del results["models"]["musicnn_vgg_head"]
-    assert not any(line.startswith("Effect") for line in report.findings(results))
+def test_findings_leave_the_comparisons_to_the_comparisons_file(results):
+    lines = report.findings(results)  # the file holds three models and an equal-time entry
+    assert len(lines) == 2 and not any("scratch_cnn" in line or "Effect" in line for line in lines)
 
 
 def test_dataset_table_totals(results):
@@ -126,8 +122,9 @@ def test_the_readme_blocks_are_the_ones_generated_from_the_files():
     results = report.read_results(RESULTS)
     assert results["profile"] == "default"
     text = README.read_text()
-    blocks = report.readme_blocks(results, ROOT / "notebooks", BENCH_TABLE)
-    assert set(blocks) >= {"results", "notebooks"}
+    blocks = report.readme_blocks(results, ROOT / "notebooks", BENCH_TABLE, LINEAGES, COMPARISONS)
+    assert set(blocks) >= {"results", "notebooks", "lineages", "comparisons"}
     assert report.replace_blocks(text, blocks) == text, (
-        "README differs from figures/results.json, the notebooks or the benchmark table; "
+        "README differs from figures/results.json, comparisons.json, lineages.json, the "
+        "notebooks or the benchmark table; "
         "run: instclf results --readme README.md")
