@@ -1,6 +1,7 @@
-"""What the drawn-synthesizer sources share (:mod:`instclf.sources.csound`,
-:mod:`instclf.sources.pyo_synth`): pitch, tuning and level checks of a 48 kHz note, the
-seeded draw of an engine's parameters, the plan of drawn instruments, and sung formants.
+"""What the drawn-instrument sources share (:mod:`instclf.sources.csound`,
+:mod:`instclf.sources.faust`, :mod:`instclf.sources.pyo_synth`): their base class
+:class:`DrawnRender`; pitch, tuning and level checks of a 48 kHz note, the seeded draw of an
+engine's parameters, the plan of drawn instruments, and sung formants (Csound and pyo).
 
 A drawn source has engines, each of one family (``engine.family``, ``engine.source``, its
 pitch range ``engine.low`` to ``engine.high``); one instrument is one seeded draw of an
