@@ -125,7 +125,8 @@ reproduce: system browser venv
 # Comparisons too long for `make reproduce`: leave-one-lineage-out on the lineages profile
 # (the soundfonts, Csound, Faust and their recorded copies), each recipe from SEEDS seeds; their last
 # results go to figures/lineages.json and the README (with the date).
-LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_msd
+LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_msd \
+	ensemble_vgg_statistics_musicnn_msd
 SEEDS ?= 3
 experiments: system venv
 	@start=$$(date +%s); \

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # what an experiment varies, in the order the notebooks take them up
 ASPECTS = ("schedule", "backbone", "checkpoint", "clip", "head", "normalisation",
-           "augmentation", "sources")
+           "augmentation", "sources", "ensemble")
 
 
 def _vgg19_weights():
@@ -40,6 +40,9 @@ class Experiment:
     "Effect of ..." finding). ``requires`` raises :class:`InstclfError` when something the
     run needs, which the project never downloads, is absent. ``until_converged``: its one
     stage gets :data:`UNTIL_CONVERGED` times the profile's epoch bound and patience.
+    ``members``: an ensemble, the mean of these experiments' probabilities; it trains
+    nothing itself and is measured leave-one-lineage-out from its members' folds
+    (``backbone`` then names its first member's, whose front end they all share).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Experiment:
     compared_with: str | None = None
     change: str = ""
     requires: Callable[[], object] | None = None
+    members: tuple[str, ...] = ()
 
 
 # musicnn's architecture keeps time unpooled below its back-end: unfreezing a mid-end layer
@@ -109,6 +113,14 @@ EXPERIMENTS = {e.name: e for e in (
                "backbone", "05", compared_with="musicnn_vgg_msd_whole",
                change="musicnn's own architecture (MTT checkpoint) instead of the MSD VGG",
                max_unfrozen_blocks=MUSICNN_ARCH_UNFROZEN),
+    Experiment("ensemble_vgg_statistics_musicnn_msd",
+               "musicnn_vgg_msd_whole + statistics head, with musicnn_msd", "musicnn_vgg_msd_whole",
+               "the mean of two recipes' probabilities: musicnn's VGG with statistics pooling "
+               "and musicnn's own architecture (compared leave-one-lineage-out: make "
+               "experiments)", "ensemble", "05",
+               compared_with="musicnn_vgg_msd_whole_statistics",
+               change="averaging it with musicnn_msd",
+               members=("musicnn_vgg_msd_whole_statistics", "musicnn_msd")),
     Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",
                "one augmented copy of every fitted note (gain, equaliser, shift, masks)",
                "augmentation", "04", augmentation=Augmentation(copies=1),
@@ -227,6 +239,10 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
 
     experiment = get_experiment(name)
     ensure_available(experiment)
+    if experiment.members:
+        raise InstclfError(f"{name} is an ensemble of {', '.join(experiment.members)}: train "
+                           "those (it is measured leave one lineage out: instclf train "
+                           f"{name} --lineages)")
     if data is None:
         data = training_data(profile, experiment, progress=progress is not None)
     return train.trained_model(profile, experiment.backbone, data=data, progress=progress,
@@ -247,7 +263,10 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int 
     if experiment.augmentation is not None or experiment.max_unfrozen_blocks == 0:
         raise InstclfError(f"experiment {name} is not a recipe the folds train (they unfreeze "
                            "one block, without augmentation); choose another")
-    result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
-                                            head=experiment.head, seed=seed)
+    if experiment.members:
+        result = lineages.ensemble_out(profile, experiment.members, seed)
+    else:
+        result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
+                                                head=experiment.head, seed=seed)
     lineages.write_summary(profile, name, result)
     return result

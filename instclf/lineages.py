@@ -14,6 +14,7 @@ model is the one whose recipe has the best mean (:func:`instclf.models.best_mode
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 
 from . import backbones, evaluate, features, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
-from .config import InstclfError
+from .config import FAMILIES, InstclfError
 from .profiles import Profile
 
 FOLD_SCHEDULE = train.Schedule(max_unfrozen_blocks=1, head_epochs=12, stage_epochs=6,
@@ -140,6 +141,46 @@ def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
             "per_lineage": per_lineage, "mean_accuracy": float(np.mean(accuracies)),
             "lowest_accuracy": float(np.min(accuracies)),
             "predictions": pd.concat(tables, ignore_index=True)}
+
+
+def ensemble_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The predictions table of an ensemble: the mean of its members' probabilities on the
+    same notes (each member's table, any row order), the family of the highest mean."""
+    key = ["lineage", "note_str"]
+    first = tables[0].set_index(key)
+    aligned = [t.set_index(key).loc[first.index] for t in tables]
+    columns = [f"p_{family}" for family in FAMILIES]
+    mean = np.mean([t[columns].to_numpy(np.float64) for t in aligned], axis=0)
+    notes = first.reset_index()
+    table = evaluate.predictions_table(mean, notes)
+    return table.assign(dry_instrument=notes["dry_instrument"].to_numpy(),
+                        lineage=notes["lineage"].to_numpy())
+
+
+def ensemble_out(profile: Profile, members: tuple[str, ...], seed: int = 0) -> dict:
+    """Leave-one-lineage-out of an ensemble: in every fold, the mean of its members' fold
+    models' probabilities, read from their recorded predictions of ``seed``
+    (``instclf train NAME --lineages`` on an ensemble experiment)."""
+    runs = []
+    for member in members:
+        path = summary_path(profile, member, seed)
+        if not path.is_file():
+            raise InstclfError(f"the ensemble needs {member}'s leave-one-lineage-out results of "
+                               f"seed {seed} first: INSTCLF_PROFILE={profile.name} instclf "
+                               f"train {member} --lineages")
+        runs.append((json.loads(path.read_text()), pd.read_csv(path.with_suffix(".csv"))))
+    table = ensemble_table([t for _, t in runs])
+    per_lineage = {lineage: {**fold_results(table[table["lineage"] == lineage], profile.seed),
+                             "members": {m: r["per_lineage"][lineage]["accuracy"]
+                                         for m, (r, _) in zip(members, runs)}}
+                   for lineage in lineage_names(table)}
+    accuracies = [r["accuracy"] for r in per_lineage.values()]
+    first = runs[0][0]
+    return {"backbone": " + ".join(r["backbone"] for r, _ in runs),
+            "head": " + ".join(r["head"] for r, _ in runs), "schedule": first["schedule"],
+            "profile": profile.name, "seed": seed, "members": list(members),
+            "per_lineage": per_lineage, "mean_accuracy": float(np.mean(accuracies)),
+            "lowest_accuracy": float(np.min(accuracies)), "predictions": table}
 
 
 def summary_path(profile: Profile, experiment: str, seed: int = 0) -> Path:

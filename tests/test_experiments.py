@@ -33,7 +33,7 @@ def test_every_comparison_names_an_earlier_experiment_and_says_what_changes():
 
 
 def test_two_experiments_never_share_a_run():
-    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources, e.head)
+    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources, e.head, e.members)
                for e in EXPERIMENTS]
     assert len(set(recipes)) == len(recipes)
 

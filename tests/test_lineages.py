@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from instclf import backbones, lineages, train
+from instclf import backbones, evaluate, experiments, lineages, train
 from instclf.activations import Rows
-from instclf.config import InstclfError
+from instclf.config import FAMILIES, InstclfError
 from instclf.profiles import Profile
 
 TINY_FOLDS = train.Schedule(max_unfrozen_blocks=1, head_epochs=2, stage_epochs=1, patience=1,
@@ -192,3 +192,52 @@ def test_seeds_train_their_own_folds_and_combine_into_their_mean(tiny_profile, e
     assert combined["mean_accuracy"] == pytest.approx(
         np.mean([run["mean_accuracy"] for run in runs]))
     assert combined["seed_means"] == {"0": runs[0]["mean_accuracy"], "1": runs[1]["mean_accuracy"]}
+
+
+def _member_table(probabilities: np.ndarray) -> pd.DataFrame:
+    """A fold predictions table of four notes, two per lineage, two instruments each."""
+    notes = pd.DataFrame({
+        "note_str": [f"{f}_x_00{k}-060-100" for k, f in enumerate(("bass", "flute", "bass",
+                                                                      "organ"))],
+        "family": ["bass", "flute", "bass", "organ"],
+        "instrument_str": [f"i{k}" for k in range(4)],
+        "lineage": ["A", "A", "B", "B"]})
+    table = evaluate.predictions_table(probabilities, notes)
+    return table.assign(dry_instrument=notes["instrument_str"], lineage=notes["lineage"])
+
+
+def test_an_ensemble_averages_its_members_fold_probabilities(tiny_profile, tmp_path):
+    profile: Profile = replace(tiny_profile, data_dir=tmp_path)
+    bass, flute, organ = (FAMILIES.index(f) for f in ("bass", "flute", "organ"))
+    one, two = np.full((2, 4, len(FAMILIES)), 0.01)
+    one[[0, 1, 2, 3], [bass, bass, organ, organ]] = [0.6, 0.5, 0.55, 0.9]  # right: 0 and 3
+    two[[0, 1, 2, 3], [flute, flute, bass, bass]] = [0.9, 0.8, 0.9, 0.2]  # right: 1 and 2
+    members = {"first": _member_table(one), "second": _member_table(two)}
+    for name, table in members.items():
+        shuffled = table.sample(frac=1, random_state=1)  # the rows' order does not matter
+        accuracy = {lineage: float((t["predicted"].astype(str) == t["family"]).mean())
+                    for lineage, t in table.groupby("lineage")}
+        lineages.write_summary(profile, name, {
+            "backbone": name, "head": "average", "schedule": {}, "profile": profile.name,
+            "seed": 0, "per_lineage": {lin: {"accuracy": a} for lin, a in accuracy.items()},
+            "mean_accuracy": float(np.mean(list(accuracy.values()))), "predictions": shuffled})
+    result = lineages.ensemble_out(profile, ("first", "second"))
+    predicted = result["predictions"].set_index("note_str")["predicted"].astype(str)
+    # the means: note 0 flute (0.455 against 0.305), 1 flute, 2 bass, 3 organ
+    assert list(predicted[members["first"]["note_str"]]) == ["flute", "flute", "bass", "organ"]
+    assert result["per_lineage"]["A"]["accuracy"] == 0.5
+    assert result["per_lineage"]["B"]["accuracy"] == 1.0
+    assert result["per_lineage"]["A"]["members"] == {"first": 0.5, "second": 0.5}
+    assert result["mean_accuracy"] == 0.75 and result["lowest_accuracy"] == 0.5
+    with pytest.raises(InstclfError, match="instclf train third --lineages"):
+        lineages.ensemble_out(profile, ("first", "third"))
+
+
+def test_an_ensemble_experiment_is_measured_not_trained(tiny_profile):
+    ensemble = next(e for e in experiments.EXPERIMENTS.values() if e.members)
+    assert all(m in experiments.EXPERIMENTS for m in ensemble.members)
+    front_ends = {backbones.get_backbone(experiments.get_experiment(m).backbone).front_end
+                  for m in ensemble.members}
+    assert len(front_ends) == 1, "an ensemble's members read the same features"
+    with pytest.raises(InstclfError, match="is an ensemble"):
+        experiments.train_experiment(tiny_profile, ensemble.name)
