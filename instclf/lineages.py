@@ -112,6 +112,27 @@ def fold_results(table: pd.DataFrame, seed: int = 0) -> dict:
                            for f, a in recall.items()}}
 
 
+def by_condition(table: pd.DataFrame, notes: pd.DataFrame, seed: int = 0) -> dict:
+    """Accuracy on the lineages left out, dry notes against recorded copies and per condition
+    of the recording chain (a copy counts for every condition it went through), with the
+    interval over dry instruments: notebook 06's errors by condition. ``table``: fold
+    predictions (any seeds, every fold); ``notes``: the profile's notes with ``conditions``."""
+    if "conditions" not in notes:
+        return {}
+    conditions = notes.set_index("note_str")["conditions"].reindex(table["note_str"])
+    recorded = conditions.map(lambda c: isinstance(c, tuple) and len(c) > 0).to_numpy()
+    groups = {"dry": ~recorded, "recorded": recorded}
+    for name in sorted({c for found in conditions[recorded] for c in found}):
+        groups[name] = conditions.map(lambda c, name=name: isinstance(c, tuple)
+                                      and name in c).to_numpy()
+    out = {}
+    for name, rows in groups.items():
+        if rows.any():
+            result = fold_results(table[rows], seed)
+            out[name] = {k: result[k] for k in ("accuracy", "accuracy_ci95", "notes")}
+    return out
+
+
 def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
                           schedule: train.Schedule = FOLD_SCHEDULE, head: str = "average",
                           seed: int = 0) -> dict:

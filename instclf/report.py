@@ -209,7 +209,11 @@ def lineage_results(profile: Profile) -> dict:
     from . import lineages, models
 
     runs = read_summaries(models.lineage_results_dir(profile))
-    found = {name: lineages.over_seeds(seeds, profile.seed) for name, seeds in runs.items()}
+    notes = profile.notes(progress=False) if runs else None
+    found = {name: {**lineages.over_seeds(seeds, profile.seed),
+                    "per_condition": lineages.by_condition(
+                        pd.concat([table for _, table in seeds]), notes, profile.seed)}
+             for name, seeds in runs.items()}
     if not found:
         raise InstclfError(f"no leave-one-lineage-out results for profile {profile.name}; run "
                            f"INSTCLF_PROFILE={profile.name} instclf train NAME --lineages "
@@ -266,6 +270,20 @@ def lineages_frame(results: dict) -> pd.DataFrame:
             for name, run in results["experiments"].items()
             for lineage, fold in run["per_lineage"].items()]
     return pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high"])
+
+
+def conditions_frame(results: dict) -> pd.DataFrame:
+    """Accuracy on the lineages left out by recording condition (``per_condition`` of
+    ``figures/lineages.json``), one row per (condition, recipe), in the columns of
+    :func:`lineages_frame` (notebook 06's figure)."""
+    rows = [{"model": condition, "split": experiments.label(name), "accuracy": c["accuracy"],
+             "low": c["accuracy_ci95"][0], "high": c["accuracy_ci95"][1]}
+            for name, run in results["experiments"].items()
+            for condition, c in run.get("per_condition", {}).items()]
+    frame = pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high"])
+    first = {"dry": 0, "recorded": 1}  # then the conditions, by name
+    return frame.sort_values("model", key=lambda m: m.map(lambda c: (first.get(c, 2), c)),
+                             kind="stable").reset_index(drop=True)
 
 
 COMPARISONS_FILE = "comparisons.json"  # beside the profile's figures: the last comparisons

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from instclf import backbones, evaluate, experiments, lineages, train
+from instclf import backbones, evaluate, experiments, lineages, report, train
 from instclf.activations import Rows
 from instclf.config import FAMILIES, InstclfError
 from instclf.profiles import Profile
@@ -241,3 +241,24 @@ def test_an_ensemble_experiment_is_measured_not_trained(tiny_profile):
     assert len(front_ends) == 1, "an ensemble's members read the same features"
     with pytest.raises(InstclfError, match="is an ensemble"):
         experiments.train_experiment(tiny_profile, ensemble.name)
+
+
+def test_accuracy_by_condition_counts_a_copy_for_every_condition_it_went_through():
+    notes = pd.DataFrame({
+        "note_str": ["d0", "d1", "r0", "r1", "r2"],
+        "conditions": [(), (), ("room",), ("room", "noise"), ("noise",)]})
+    probabilities = np.full((5, len(FAMILIES)), 0.01)
+    probabilities[range(5), [FAMILIES.index(f) for f in ("bass", "bass", "organ", "bass",
+                                                         "bass")]] = 0.9
+    table = evaluate.predictions_table(probabilities, pd.DataFrame({
+        "note_str": ["d0", "d1", "r0", "r1", "r2"], "family": ["bass"] * 5,
+        "instrument_str": ["a", "b", "a+", "b+", "a+"]}))
+    table["dry_instrument"] = ["a", "b", "a", "b", "a"]
+    found = lineages.by_condition(table, notes)
+    assert list(found) == ["dry", "recorded", "noise", "room"]
+    assert {k: (v["accuracy"], v["notes"]) for k, v in found.items()} == {
+        "dry": (1.0, 2), "recorded": (2 / 3, 3), "noise": (1.0, 2), "room": (0.5, 2)}
+    assert lineages.by_condition(table, notes.drop(columns="conditions")) == {}
+    frame = report.conditions_frame({"experiments": {"x": {"per_condition": dict(
+        sorted(found.items()))}}})  # as the results file stores it: keys sorted
+    assert list(frame["model"]) == ["dry", "recorded", "noise", "room"]
