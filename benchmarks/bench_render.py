@@ -2,7 +2,7 @@
 
 Renders the same plan (the smoke profile's instruments, 60 notes each) into fresh folders,
 timing only the rendering, not the planning; then each lineage the lineages profile adds
-(Csound, Faust, and the recording chain over Csound's notes), two drawn instruments per
+(Csound, Faust, pyo, and the recording chain over Csound's notes), two drawn instruments per
 family, the same way. Writes benchmarks/results/render.json.
 """
 
@@ -40,9 +40,11 @@ def lineage_sources(root: Path):
                          notes_per_instrument=LINEAGE_NOTES)
     faust = make_source("faust", name="bench-faust", instruments_per_family=2,
                         notes_per_instrument=LINEAGE_NOTES)
+    pyo = make_source("pyo", name="bench-pyo", instruments_per_family=2,
+                      notes_per_instrument=LINEAGE_NOTES)
     csound.render(root, progress=False)
     recorded = make_source("recorded", name="bench-recorded", of=csound)
-    return [("Csound", csound), ("Faust (DawDreamer)", faust),
+    return [("Csound", csound), ("Faust (DawDreamer)", faust), ("pyo", pyo),
             ("recording chain over Csound's notes", recorded)]
 
 

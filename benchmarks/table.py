@@ -62,7 +62,7 @@ def not_measured(measurement: str, unit: str, alternative: str, source: str,
 # --- one reader per benchmark ----------------------------------------------------------------
 
 def render_rows(result: dict) -> list[dict]:
-    """FluidSynth's rate, then each new lineage's (Csound, Faust, the recording chain)."""
+    """FluidSynth's rate, then each new lineage's (Csound, Faust, pyo, the recording chain)."""
     rates = {"FluidSynth": result, **result.get("lineages", {})}
     return [row(f"rendering ({label}), 2 processes", rate["notes_per_second_2_processes"],
                 "notes/s", "1 process", rate["notes_per_second_1_process"],

@@ -377,8 +377,14 @@ def comparisons_frame(results: dict, names=None) -> pd.DataFrame:
 def seeds_sentence(results: dict) -> str:
     """What the comparisons file's seeds are, and how many a comparison wants."""
     seeds = results["seeds"]
-    if len(seeds) >= COMPARISON_SEEDS:
+    short = [experiments.label(name) for name, run in results.get("experiments", {}).items()
+             if len(run["seeds"]) < COMPARISON_SEEDS]
+    if len(seeds) >= COMPARISON_SEEDS and not short:
         return f"seeds {_joined(seeds, '{}')}"
+    if len(seeds) >= COMPARISON_SEEDS:
+        return (f"seeds {_joined(seeds, '{}')}, but fewer than {COMPARISON_SEEDS} so far for "
+                f"{_joined(short, '{}')} (the seeds column); `make experiments` runs "
+                f"{COMPARISON_SEEDS}")
     return (f"seed{'s' * (len(seeds) > 1)} {_joined(seeds, '{}')} only so far; `make "
             f"experiments` runs {COMPARISON_SEEDS}")
 
