@@ -32,3 +32,13 @@ def assert_same_bytes(source, rendered: Path, counts, again_dir: Path) -> None:
         assert wavs and wavs == sorted(p.name for p in (b / "audio").glob("*.wav"))
         for wav in wavs:
             assert (a / "audio" / wav).read_bytes() == (b / "audio" / wav).read_bytes(), wav
+
+
+def rendered_notes(source, data_dir: Path, report):
+    """The notes of a finished render, after checking every split is valid NSynth and every
+    planned note was written."""
+    for split in SPLITS:
+        assert nsynth.validate_split(nsynth.split_folder(source.root(data_dir), split)) == []
+    notes = source.read(data_dir)
+    assert len(notes) == report.counts.get("written", 0) == report.notes_planned
+    return notes

@@ -21,7 +21,6 @@ from instclf.sources.faust import FaustRender
 TINY = FaustRender(name="faust-tiny", families=("string", "mallet", "synth_lead"),
                    instruments_per_family=2, notes_per_instrument=2, velocities=(100,),
                    heldout_fraction=0.5)
-SPLITS = ("train", "valid", "test")
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +32,8 @@ def tiny(tmp_path_factory):
 
 def test_the_render_is_valid_nsynth_at_nsynth_levels(tiny):
     data_dir, report = tiny
-    root = TINY.root(data_dir)
-    for split in SPLITS:
-        assert nsynth.validate_split(nsynth.split_folder(root, split)) == []
-    notes = TINY.read(data_dir)
-    assert len(notes) == report.counts.get("written", 0) == report.notes_planned == 3 * 2 * 2
+    notes = drawn_sources.rendered_notes(TINY, data_dir, report)
+    assert len(notes) == 3 * 2 * 2
     peaks = [np.abs(nsynth.load_note(path)[0]).max() for path in notes.path]
     assert render.PEAK_RANGE[0] - 1e-3 <= min(peaks) and max(peaks) <= render.PEAK_RANGE[1] + 1e-3
     assert set(notes.family) == set(TINY.families)
