@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from instclf import app, profiles, train
+from instclf import app, experiments, profiles, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SESSIONS = 4  # concurrent browser sessions: about 1 GB of kernel each, on a 2-core machine
@@ -49,7 +49,7 @@ def served_profile() -> profiles.Profile:
     profile = profiles.get_profile("default")
     if train.best_model_path(profile) is None:
         profile = profiles.get_profile("smoke")
-        train.best_model(profile)
+        experiments.best_model(profile)
     return profile
 
 

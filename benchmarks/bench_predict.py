@@ -154,7 +154,7 @@ def main() -> dict:
           f"(import + load {cold['import_and_load_seconds']:.1f} s, first prediction at "
           f"{cold['import_load_predict_seconds']:.1f} s in the process)")
     if best is not None:
-        print(f"trained {train.BEST_BACKBONE}: "
+        print(f"trained {train.BEST_EXPERIMENT}: "
               f"{result['trained_best_model']['predict_audio_ms']:.1f} ms per file")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "predict.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -339,10 +339,10 @@ def screenshot(path: Path, profile: Profile | None = None, timeout: float = 300)
 
     Trains the profile's best model first if it is missing, so the page loads quickly.
     """
-    from . import storage, train
+    from . import experiments, storage
 
     profile = profile or get_profile()
-    model = train.best_model(profile).path
+    model = experiments.best_model(profile).path
     note = demo_note(profile)
     with serving(profile, model=model) as url, browser() as chromium:
         page = open_page(chromium, url, timeout)
@@ -364,12 +364,12 @@ def served_model(profile: Profile, model: str | Path | None = None) -> Path:
     model = model or os.environ.get(MODEL_ENV) or models.best_model_path(profile)
     if model is not None:
         return Path(model).expanduser().resolve()
-    from . import train
+    from . import experiments
 
-    print(f"profile {profile.name} has no trained model: training {train.BEST_BACKBONE} first",
+    print(f"profile {profile.name} has no trained model: training {models.BEST_EXPERIMENT} first",
           flush=True)
     try:
-        return train.best_model(profile, progress=print).path
+        return experiments.best_model(profile, progress=print).path
     except OSError as error:
         raise InstclfError(f"profile {profile.name} has no trained model and training one in "
                            f"{profile.data_dir} failed ({error}); give a model file: "
@@ -420,9 +420,9 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.port, model=args.model)  # does not return
         start = time.perf_counter()
         if args.if_stale:
-            from . import train
+            from . import experiments
 
-            model_path = train.best_model(get_profile()).path
+            model_path = experiments.best_model(get_profile()).path
             if screenshot_is_current(args.path, model_path):
                 print(f"web page screenshot: {args.path} is up to date")
                 return 0

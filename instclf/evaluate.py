@@ -16,6 +16,7 @@ import pandas as pd
 from .config import FAMILIES, InstclfError
 
 NOTE_FIELDS = ("note_str", "family", "instrument_str", "source", "pitch", "velocity")
+TABLE_FIELDS = (*NOTE_FIELDS, "soundfont", "lineage")  # those of a note table that has them
 
 
 def predictions_table(probabilities: np.ndarray, notes: pd.DataFrame) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def predictions_table(probabilities: np.ndarray, notes: pd.DataFrame) -> pd.Data
     if probabilities.shape != (len(notes), len(FAMILIES)):
         raise ValueError(f"expected probabilities of shape {(len(notes), len(FAMILIES))}, "
                          f"got {probabilities.shape}")
-    fields = [c for c in (*NOTE_FIELDS, "soundfont") if c in notes.columns]
+    fields = [c for c in TABLE_FIELDS if c in notes.columns]
     table = notes[fields].reset_index(drop=True).copy()
     table["predicted"] = pd.Categorical(np.asarray(FAMILIES)[probabilities.argmax(axis=1)],
                                         categories=FAMILIES)
@@ -169,7 +170,8 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     """
     from . import features, storage
 
-    key = storage.content_key("predictions", features.file_digest(trained.path), data.key)
+    key = storage.content_key("predictions", features.file_digest(trained.path), data.key,
+                              TABLE_FIELDS)
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
     if path.is_file() and stamp.is_file() and _stamp_key(stamp) == key:
@@ -312,7 +314,7 @@ def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
                  / bins["notes"].sum())
 
 
-# --- unseen sound sources: leave one soundfont out (notebook 05) -----------------------------
+# --- unseen sound sources: leave one lineage out, head only (notebook 05) ----------------------
 
 def backbone_embeddings(profile, backbone_name: str, data: dict,
                         progress=None) -> tuple[np.ndarray, pd.DataFrame]:
@@ -362,68 +364,63 @@ def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.
     return head
 
 
-def cached_leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
-                                   also_leave_out: dict[str, str] | None = None,
-                                   progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`leave_one_soundfont_out`, its two tables cached on disk (notebook 05).
+def cached_leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                                 progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`leave_one_lineage_out`, its two tables cached on disk (notebook 05).
 
-    The key holds the embeddings, the notes, the head's training settings and the pairs, so
-    a second run of notebook 05 trains no head. ``progress`` (e.g. ``print``) gets a line
-    per soundfont, or one saying the tables came from the cache.
+    The key holds the embeddings, the notes and the head's training settings, so a second
+    run of notebook 05 trains no head. ``progress`` (e.g. ``print``) gets a line per
+    lineage, or one saying the tables came from the cache.
     """
     from . import storage
 
     key = storage.content_key(
-        "unseen-sources", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
-        hashlib.sha1("\n".join(notes["note_str"]).encode()).hexdigest(),
-        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
-        sorted((also_leave_out or {}).items()))[:12]
+        "unseen-lineages", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
+        hashlib.sha1("\n".join(notes["note_str"] + notes["lineage"].astype(str)).encode()).hexdigest(),
+        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed])[:12]
     folder = profile.cache_dir / "unseen-sources" / profile.name
-    per_source_path, tables_path = folder / f"{key}-per-source.csv", folder / f"{key}-notes.csv"
-    if per_source_path.is_file() and tables_path.is_file():
-        per_source = _readable(lambda p: pd.read_csv(p, keep_default_na=False), per_source_path)
+    per_lineage_path, tables_path = folder / f"{key}-per-lineage.csv", folder / f"{key}-notes.csv"
+    if per_lineage_path.is_file() and tables_path.is_file():
+        per_lineage = _readable(lambda p: pd.read_csv(p, keep_default_na=False), per_lineage_path)
         tables = _readable(read_predictions, tables_path)
-        if per_source is not None and tables is not None:
+        if per_lineage is not None and tables is not None:
             if progress:
-                progress(f"leave one soundfont out: loaded from cache ({per_source_path.name})")
-            return per_source, tables
-    per_source, tables = leave_one_soundfont_out(E, notes, profile, also_leave_out, progress)
-    for frame, path in ((tables, tables_path), (per_source, per_source_path)):
+                progress(f"leave one lineage out: loaded from cache ({per_lineage_path.name})")
+            return per_lineage, tables
+    per_lineage, tables = leave_one_lineage_out(E, notes, profile, progress)
+    for frame, path in ((tables, tables_path), (per_lineage, per_lineage_path)):
         with storage.atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
-    return per_source, tables
+    return per_lineage, tables
 
 
-def leave_one_soundfont_out(E: np.ndarray, notes: pd.DataFrame, profile,
-                            also_leave_out: dict[str, str] | None = None,
-                            progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per soundfont: a head trained without it, tested on all its notes ("unseen source").
+def leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                          progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per lineage (a soundfont with the banks built on its samples, a synthesis engine): a
+    head on the frozen embeddings ``E`` trained without it, tested on all its notes.
 
-    The head trains on the other soundfonts' training-split notes and stops on their
-    validation-split notes. ``also_leave_out`` maps a soundfont to a partner left out of
-    training with it (for soundfonts that share samples). Returns the per-soundfont table
-    and the predictions table of every left-out note.
+    The head trains on the other lineages' training-split notes and stops on their
+    validation-split notes: the cheap, in-profile version of :mod:`instclf.lineages`' staged
+    folds. Returns the per-lineage table and the predictions table of every left-out note.
     """
     from . import train
 
     y = train.labels(notes)
-    soundfont = notes["soundfont"].astype(str).to_numpy()
+    lineage = notes["lineage"].astype(str).to_numpy()
     split = notes["split"].astype(str).to_numpy()
     rows, tables = [], []
-    for held_out in sorted(set(soundfont)):
-        excluded = {held_out, (also_leave_out or {}).get(held_out, held_out)}
-        others = ~np.isin(soundfont, list(excluded))
+    for held_out in sorted(set(lineage)):
+        others = lineage != held_out
         head = head_on_embeddings(E, y, others & (split == "train"), others & (split == "valid"),
                                   profile, seed=profile.seed)
-        test = soundfont == held_out
+        test = ~others
         table = predictions_table(head.predict(E[test], verbose=0), notes[test])
-        rows.append({"soundfont": held_out, "also_left_out": "+".join(sorted(excluded - {held_out})),
-                     "notes": int(test.sum()), "instruments": int(table["instrument_str"].nunique()),
+        rows.append({"lineage": held_out, "notes": int(test.sum()),
+                     "instruments": int(table["instrument_str"].nunique()),
                      "accuracy": accuracy(table), "balanced_accuracy": balanced_accuracy(table)})
         tables.append(table)
         if progress:
-            progress(f"without {'+'.join(sorted(excluded))}: {rows[-1]['accuracy']:.1%} "
-                     f"on its {rows[-1]['notes']} notes")
+            progress(f"without {held_out}: {rows[-1]['accuracy']:.1%} on its {rows[-1]['notes']} notes")
     return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
 
 

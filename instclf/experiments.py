@@ -270,3 +270,19 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int 
                                                 head=experiment.head, seed=seed)
     lineages.write_summary(profile, name, result)
     return result
+
+
+def best_model(profile: Profile, progress=None):
+    """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07):
+    :func:`instclf.models.best_model_path`, or, when the profile has no trained model yet,
+    :data:`instclf.models.BEST_EXPERIMENT` trained first, so each of those notebooks runs on
+    its own."""
+    from . import models, train
+
+    path = models.best_model_path(profile)
+    if path is None:
+        return train_experiment(profile, models.BEST_EXPERIMENT, progress=progress)
+    if progress:
+        progress(f"best model loaded from cache ({path})")
+    return train.load_trained(path)
+

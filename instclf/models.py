@@ -14,7 +14,10 @@ from .config import InstclfError
 from .profiles import Profile
 
 DESCRIPTION_MEMBER = "instclf.json"  # the description inside the .keras archive
-BEST_BACKBONE = "musicnn_vgg_msd_whole"  # trained when a profile has no model yet
+# The recipe make reproduce trains (notebook 04), and whenever a profile has no model yet: of
+# the recipes that train one model, the one whose leave-one-lineage-out mean is highest in
+# figures/lineages.json (make experiments; tests/test_lineages.py checks that it still is).
+BEST_EXPERIMENT = "musicnn_vgg_msd_whole_statistics"
 
 
 def model_description(path: Path) -> dict:

@@ -349,23 +349,15 @@ def plot_reliability(bins: pd.DataFrame, ax=None, title: str = "Reliability (cal
     return fig
 
 
-def plot_source_results(per_source: pd.DataFrame, mean: float, ax=None,
+def plot_source_results(per_lineage: pd.DataFrame, mean: float, ax=None,
                         title: str = "Unseen sound sources"):
-    """Accuracy on each left-out soundfont (notebook 05), with the mean as a line.
-
-    Rows with ``also_left_out`` (a partner soundfont left out of training too) are starred
-    and drawn in a second colour.
-    """
+    """Accuracy on each left-out lineage (notebook 05), with the mean as a line."""
     fig, ax = _axes(ax)
-    apart = per_source["also_left_out"].astype(bool).to_numpy()
-    labels = [f"{s}*" if a else s for s, a in zip(per_source["soundfont"], apart)]
-    bars = ax.bar(labels, per_source["accuracy"],
-                  color=np.where(apart, "tab:orange", "tab:purple"))
+    bars = ax.bar(per_lineage["lineage"], per_lineage["accuracy"], color="tab:purple")
     ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.axhline(mean, color="black", linestyle="--", label=f"mean of the five: {mean:.2f}")
-    if apart.any():
-        ax.bar(0, 0, color="tab:orange", label="* its shared-sample partner left out too")
-    ax.set(xlabel="soundfont left out of training (and tested on)",
+    ax.axhline(mean, color="black", linestyle="--",
+               label=f"mean of the {len(per_lineage)}: {mean:.2f}")
+    ax.set(xlabel="lineage left out of training (and tested on)",
            ylabel="accuracy (share of its notes)", ylim=(0, 1), title=title)
     ax.tick_params(axis="x", labelsize=8, rotation=15)
     ax.legend()

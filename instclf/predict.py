@@ -121,7 +121,7 @@ def load_predictor(model_path: str | Path | None = None,
         if model_path is None:
             raise InstclfError(
                 f"profile {profile.name} has no trained model in {profile.models_dir}; train "
-                f"one (instclf train {models.BEST_BACKBONE} --profile {profile.name}, or make "
+                f"one (instclf train {models.BEST_EXPERIMENT} --profile {profile.name}, or make "
                 "reproduce), or give a model file with --model PATH")
     path = Path(model_path).expanduser().resolve()
     if not path.is_file():

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import evaluate, experiments, storage
-from .config import InstclfError
+from .config import PROJECT_ROOT, InstclfError
 from .profiles import Profile
 
 
@@ -117,14 +117,12 @@ def findings(results: dict) -> list[str]:
              f"{unseen:.1%}, a gap of {100 * (seen - unseen):.1f} points (the study: 92% and 72%)."]
     sources = results.get("unseen_sources")
     if sources:
-        worst = min(sources["per_soundfont"], key=lambda row: row["accuracy"])
-        lines.append(f"Unseen sound sources (leave one soundfont out, head only on the frozen "
-                     f"{sources['backbone']}): mean {sources['mean_accuracy']:.1%} over "
-                     f"{len(sources['per_soundfont'])} soundfonts, "
-                     f"{sources['mean_accuracy_pair_apart']:.1%} with MuseScore_General and "
-                     f"FluidR3_GM (which share samples) left out together; unseen instruments in "
-                     f"the same setting: {sources['unseen_instruments_same_setting']:.1%}; "
-                     f"hardest source: {worst['soundfont']} ({worst['accuracy']:.1%}).")
+        worst = min(sources["per_lineage"], key=lambda row: row["accuracy"])
+        lines.append(f"Unseen sound sources on this profile (leave one lineage out, head only on "
+                     f"the frozen {sources['backbone']}): mean {sources['mean_accuracy']:.1%} over "
+                     f"{len(sources['per_lineage'])} lineages; unseen instruments in the same "
+                     f"setting: {sources['unseen_instruments_same_setting']:.1%}; hardest "
+                     f"lineage: {worst['lineage']} ({worst['accuracy']:.1%}).")
     calibration = results.get("calibration")
     if calibration and "mean_confidence" in calibration:
         lines.append(f"Calibration ({label(calibration['model'])}, {calibration['split']}): mean "
@@ -292,8 +290,11 @@ COMPARED_NOTEBOOKS = ("03", "04")  # whose experiments make experiments compares
 
 
 def comparisons_path(profile: Profile) -> Path:
-    """Where ``instclf results --comparisons`` writes the profile's comparisons over seeds
-    (``figures/comparisons.json`` on the default profile, which notebooks 04 and 05 read)."""
+    """Where ``instclf results --comparisons`` writes the profile's comparisons over seeds:
+    ``figures/comparisons.json``, which notebooks 04 and 05 read, for a profile whose
+    comparisons the report shows (the file names its profile), else its own figures folder."""
+    if profile.comparisons_in_report:
+        return PROJECT_ROOT / "figures" / COMPARISONS_FILE
     return profile.figures_dir / COMPARISONS_FILE
 
 

@@ -29,7 +29,7 @@ from .activations import (Batches, Rows, activations,  # noqa: F401 (re-exported
                           cached_activations, chain, output_shape, predict_in_chunks,
                           profile_cache_dir)
 from .config import FAMILIES, InstclfError
-from .models import (BEST_BACKBONE, DESCRIPTION_MEMBER,  # noqa: F401 (re-exported)
+from .models import (BEST_EXPERIMENT, DESCRIPTION_MEMBER,  # noqa: F401 (re-exported)
                      best_model_path, lineage_results_dir, lineage_scores, model_description,
                      recorded_models)
 from .profiles import Profile
@@ -511,17 +511,9 @@ def saved_model_path(profile: Profile, backbone_name: str, schedule: Schedule,
     return (models_dir or profile.models_dir) / key / f"stages{schedule.max_unfrozen_blocks}.keras"
 
 
-def best_model(profile: Profile, progress=None) -> TrainedModel:
-    """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07):
-    :func:`best_model_path`, or, when the profile has no trained model yet,
-    :data:`BEST_BACKBONE` trained first, so each of those notebooks runs on its own.
-    """
-    path = best_model_path(profile)
-    if path is None:
-        return trained_model(profile, BEST_BACKBONE, progress=progress)
+def load_trained(path: Path) -> TrainedModel:
+    """A saved model with its metadata and the history of the stages it completed."""
     model, meta = load_model(path)
-    if progress:
-        progress(f"best model loaded from cache ({path})")
     history_path = path.parent / "history.csv"
     history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(
         columns=HISTORY_COLUMNS)

@@ -29,7 +29,7 @@ import nbformat
 import pytest
 from test_predict import read_only, snapshot
 
-from instclf import FAMILIES, app, predict, train, widgets
+from instclf import FAMILIES, app, experiments, predict, train, widgets
 from instclf.profiles import get_profile
 
 START_TIMEOUT = 60  # s until Voila listens
@@ -43,7 +43,7 @@ NOT_AUDIO = b"My practice notes: scales on Monday, arpeggios on Tuesday.\n" * 20
 def smoke():
     """The smoke profile with its best model on disk (trained in seconds if missing)."""
     profile = get_profile("smoke")
-    train.best_model(profile)
+    experiments.best_model(profile)
     return profile
 
 
@@ -251,7 +251,7 @@ def test_page_serves_a_read_only_root_that_holds_only_a_model(model_only, smoke,
 def test_make_app_serves_the_best_recorded_model_or_the_one_named(model_only, tmp_path,
                                                                    monkeypatch):
     monkeypatch.delenv(app.MODEL_ENV, raising=False)
-    monkeypatch.setattr(train, "best_model", lambda *a, **k: pytest.fail("trained a model"))
+    monkeypatch.setattr(experiments, "best_model", lambda *a, **k: pytest.fail("trained a model"))
     best = train.best_model_path(model_only)
     assert app.served_model(model_only) == best
     assert app.served_model(model_only, tmp_path / "other.keras") == tmp_path / "other.keras"

@@ -147,18 +147,18 @@ def test_reliability_and_calibration_error(table):
     assert evaluate.expected_calibration_error(table, n_bins=2) == pytest.approx(expected)
 
 
-def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch, tmp_path):
-    # three soundfonts whose embeddings put the families in the same places, plus noise;
-    # the head is replaced by a nearest-centroid classifier that records what it was fit on
+def test_leave_one_lineage_out_trains_without_the_left_out_lineage(monkeypatch, tmp_path):
+    # three lineages whose embeddings put the families in the same places, plus noise; the
+    # head is replaced by a nearest-centroid classifier that records what it was fit on
     rng = np.random.default_rng(0)
     rows, E = [], []
-    for soundfont in ("A", "B", "C"):
+    for lineage in ("A", "B", "C"):
         for k, family in enumerate(("bass", "flute", "organ")):
             for n in range(8):
-                rows.append({"note_str": f"{family}_{soundfont}-{60 + n:03d}-100",
-                             "instrument_str": f"{family}_{soundfont}", "family": family,
+                rows.append({"note_str": f"{family}_{lineage}-{60 + n:03d}-100",
+                             "instrument_str": f"{family}_{lineage}", "family": family,
                              "source": "acoustic", "pitch": 60 + n, "velocity": 100,
-                             "soundfont": soundfont, "split": "valid" if n % 4 == 0 else "train"})
+                             "lineage": lineage, "split": "valid" if n % 4 == 0 else "train"})
                 E.append(np.eye(3)[k] + rng.normal(0, 0.1, 3))
     notes = pd.DataFrame(rows)
     notes["family"] = pd.Categorical(notes["family"], categories=FAMILIES)
@@ -174,27 +174,25 @@ def test_leave_one_soundfont_out_trains_without_the_left_out_source(monkeypatch,
             return np.eye(len(FAMILIES))[nearest]
 
     def fake_head(E, y, fit, valid, profile, seed=0):
-        fits.append((set(notes.soundfont[fit]), set(notes.soundfont[valid]),
+        fits.append((set(notes.lineage[fit]), set(notes.lineage[valid]),
                      set(notes.split[fit]), set(notes.split[valid])))
         return Centroids(E, y, fit)
 
     monkeypatch.setattr(evaluate, "head_on_embeddings", fake_head)
     profile = replace(PROFILE, data_dir=tmp_path)
     E = np.array(E, np.float32)
-    per_source, tables = evaluate.cached_leave_one_soundfont_out(E, notes, profile,
-                                                                 also_leave_out={"A": "B"})
-    again = evaluate.cached_leave_one_soundfont_out(E, notes, profile, also_leave_out={"A": "B"})
+    per_lineage, tables = evaluate.cached_leave_one_lineage_out(E, notes, profile)
+    again = evaluate.cached_leave_one_lineage_out(E, notes, profile)
     assert len(fits) == 3, "the second call trains no head"
-    pd.testing.assert_frame_equal(again[0], per_source, check_dtype=False)
+    pd.testing.assert_frame_equal(again[0], per_lineage, check_dtype=False)
     assert (again[1].predicted == tables.predicted).all()
-    assert per_source.soundfont.tolist() == ["A", "B", "C"]
-    assert per_source.also_left_out.tolist() == ["B", "", ""]
-    assert fits == [({"C"}, {"C"}, {"train"}, {"valid"}),
+    assert per_lineage.lineage.tolist() == ["A", "B", "C"]
+    assert fits == [({"B", "C"}, {"B", "C"}, {"train"}, {"valid"}),
                     ({"A", "C"}, {"A", "C"}, {"train"}, {"valid"}),
                     ({"A", "B"}, {"A", "B"}, {"train"}, {"valid"})]
-    assert per_source.notes.tolist() == [24, 24, 24] and len(tables) == 72
-    assert set(tables.soundfont) == {"A", "B", "C"}
-    assert (per_source.accuracy == 1).all()
+    assert per_lineage.notes.tolist() == [24, 24, 24] and len(tables) == 72
+    assert set(tables.lineage) == {"A", "B", "C"}
+    assert (per_lineage.accuracy == 1).all()
 
 
 def _instruments_table(right_per_instrument, notes=4):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from instclf import cli, download, evaluate, profiles, subsets, train
+from instclf import cli, download, evaluate, experiments, profiles, subsets, train
 from instclf.config import FAMILIES
 from nsynth_archives import build_archive, wav_bytes
 
@@ -66,9 +66,10 @@ def test_the_study_selection_on_the_official_splits(nsynth_profile):
 
 
 def test_the_nsynth_profile_trains_and_evaluates(nsynth_profile, nsynth_root, capsys):
-    data = train.training_data(nsynth_profile, train.backbones.get_backbone(
-        train.BEST_BACKBONE).front_end, progress=False)
-    trained = train.trained_model(nsynth_profile, train.BEST_BACKBONE, data=data)
+    best = experiments.get_experiment(train.BEST_EXPERIMENT)
+    data = train.training_data(nsynth_profile, train.backbones.get_backbone(best.backbone).front_end,
+                               progress=False)
+    trained = train.trained_model(nsynth_profile, best.backbone, data=data, head=best.head)
     assert trained.path.is_relative_to(nsynth_root / "models" / "nsynth")
     assert trained.meta["stages_completed"] >= 1
     assert trained.meta["data"] == {name: data[name].key for name in ("fit", "valid")}

@@ -43,9 +43,9 @@ def results():
                                 "val_accuracy_at_scratch_seconds": {"musicnn_vgg": None}},
             "seen_notes": 934, "unseen_notes": 1180, "unseen_instruments": 118,
             "unseen_sources": {"backbone": "musicnn_vgg", "mean_accuracy": 0.5,
-                               "mean_accuracy_pair_apart": 0.45, "unseen_instruments_same_setting": 0.55,
-                               "per_soundfont": [{"soundfont": f"sf{k}", "accuracy": 0.4 + k / 20}
-                                                 for k in range(5)]}}
+                               "unseen_instruments_same_setting": 0.55,
+                               "per_lineage": [{"lineage": f"sf{k}", "accuracy": 0.4 + k / 20}
+                                               for k in range(5)]}}
 
 
 def test_table_is_sorted_by_unseen_accuracy_with_intervals(results):
@@ -69,7 +69,7 @@ def test_readme_block_is_rewritten_between_markers(tmp_path, results):
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| musicnn_vgg | 3 | 77.2% (70.0%–83.0%) |" in text
-    assert "mean 50.0% over 5 soundfonts, 45.0%" in text and "hardest source: sf0 (40.0%)" in text
+    assert "mean 50.0% over 5 lineages;" in text and "hardest lineage: sf0 (40.0%)" in text
     assert not report.update_readme(readme, blocks)  # a second run changes nothing
 
 
@@ -77,7 +77,7 @@ def test_findings_are_computed_from_the_results(results):
     lines = report.findings(results)
     assert lines[0] == ("Seen against unseen instruments (musicnn_vgg): 87.8% against 77.2%, a gap "
                         "of 10.6 points (the study: 92% and 72%).")
-    assert "mean 50.0% over 5 soundfonts" in lines[1] and "hardest source: sf0 (40.0%)" in lines[1]
+    assert "mean 50.0% over 5 lineages" in lines[1] and "hardest lineage: sf0 (40.0%)" in lines[1]
 
 
 def test_findings_leave_the_comparisons_to_the_comparisons_file(results):
