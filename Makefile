@@ -139,12 +139,13 @@ experiments: system venv
 	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
 
 # The other comparisons too long for `make reproduce`, run first by make experiments: every
-# recipe of notebooks 03 and 04 on the default profile from SEEDS seeds; their last results go to
-# figures/comparisons.json and the README (with the date and the seeds).
+# recipe of notebooks 03 and 04, and the page's, on the default profile from SEEDS seeds; their
+# last results go to figures/comparisons.json and the README (with the date and the seeds).
 # musicnn_vgg before musicnn_vgg_head: the head alone is then the first stage of its run; an
 # experiment whose weights are absent (vgg19) is left out, saying why
 COMPARISON_EXPERIMENTS ?= musicnn_vgg musicnn_vgg_head scratch_cnn musicnn_vgg_msd \
-	musicnn_vgg_msd_whole musicnn_vgg_msd_clipnorm musicnn_vgg_msd_augmented vgg19
+	musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_vgg_msd_clipnorm \
+	musicnn_vgg_msd_augmented vgg19
 comparisons: system venv
 	@start=$$(date +%s); \
 	INSTCLF_PROFILE=default $(BIN)/instclf data render && \

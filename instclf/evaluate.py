@@ -19,14 +19,31 @@ NOTE_FIELDS = ("note_str", "family", "instrument_str", "source", "pitch", "veloc
 TABLE_FIELDS = (*NOTE_FIELDS, "soundfont", "lineage")  # those of a note table that has them
 
 
+def dry_instruments(notes: pd.DataFrame) -> pd.Series:
+    """The instrument each note was played on before any recording chain: a recorded copy
+    and its dry note are one instrument for the bootstrap (they are not independent)."""
+    if "dry_note" not in notes:
+        return notes["instrument_str"].astype(str)
+    dry = notes["dry_note"].where(notes["dry_note"].notna(), notes["note_str"])
+    return dry.astype(str).str.rsplit("-", n=2).str[0]
+
+
+def sampling_units(table: pd.DataFrame) -> pd.Series:
+    """What the bootstrap resamples: each note's dry instrument where the table has one
+    (:func:`predictions_table` always writes it), else its instrument."""
+    return table["dry_instrument" if "dry_instrument" in table else "instrument_str"]
+
+
 def predictions_table(probabilities: np.ndarray, notes: pd.DataFrame) -> pd.DataFrame:
-    """One row per note: its fields, ``predicted`` and ``p_<family>`` for every family."""
+    """One row per note: its fields, its ``dry_instrument`` (:func:`dry_instruments`),
+    ``predicted`` and ``p_<family>`` for every family."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (len(notes), len(FAMILIES)):
         raise ValueError(f"expected probabilities of shape {(len(notes), len(FAMILIES))}, "
                          f"got {probabilities.shape}")
     fields = [c for c in TABLE_FIELDS if c in notes.columns]
     table = notes[fields].reset_index(drop=True).copy()
+    table["dry_instrument"] = dry_instruments(notes).to_numpy()
     table["predicted"] = pd.Categorical(np.asarray(FAMILIES)[probabilities.argmax(axis=1)],
                                         categories=FAMILIES)
     for k, family in enumerate(FAMILIES):
@@ -85,10 +102,11 @@ def bootstrap_accuracy(table: pd.DataFrame, n_resamples: int = 1000, level: floa
                        seed: int = 0) -> tuple[float, float]:
     """Confidence interval for accuracy, resampling instruments (not notes) with replacement.
 
-    Notes of one instrument are not independent, so the instrument is the unit of sampling.
+    Notes of one instrument are not independent, so the instrument is the unit of sampling
+    (a recorded copy goes with its dry note: :func:`sampling_units`).
     """
     correct = (table["predicted"].astype(str) == table["family"].astype(str)).to_numpy()
-    codes, instruments = pd.factorize(table["instrument_str"])
+    codes, instruments = pd.factorize(sampling_units(table))
     hits = np.bincount(codes, weights=correct, minlength=len(instruments))
     counts = np.bincount(codes, minlength=len(instruments))
     rng = np.random.default_rng(seed)
@@ -101,7 +119,7 @@ def bootstrap_accuracy(table: pd.DataFrame, n_resamples: int = 1000, level: floa
 def summary(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> dict:
     """The headline metrics of one predictions table (``instclf evaluate``, notebooks 05, 06)."""
     low, high = bootstrap_accuracy(table, n_resamples=n_resamples, seed=seed)
-    return {"notes": len(table), "instruments": int(table["instrument_str"].nunique()),
+    return {"notes": len(table), "instruments": int(sampling_units(table).nunique()),
             "accuracy": accuracy(table), "accuracy_ci95": [low, high],
             "balanced_accuracy": balanced_accuracy(table), "top2_accuracy": top_k_accuracy(table)}
 
@@ -171,7 +189,7 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     from . import features, storage
 
     key = storage.content_key("predictions", features.file_digest(trained.path), data.key,
-                              TABLE_FIELDS)
+                              TABLE_FIELDS, "dry_instrument")
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
     if path.is_file() and stamp.is_file() and _stamp_key(stamp) == key:
@@ -435,7 +453,7 @@ def paired_bootstrap(table_a: pd.DataFrame, table_b: pd.DataFrame, n_resamples: 
         raise ValueError("paired_bootstrap takes two models' predictions of the same notes")
     hits = [(t["predicted"].astype(str) == t["family"].astype(str)).to_numpy(float)
             for t in (table_a, table_b)]
-    codes, instruments = pd.factorize(table_a["instrument_str"])
+    codes, instruments = pd.factorize(sampling_units(table_a))
     gained = np.bincount(codes, weights=hits[1] - hits[0], minlength=len(instruments))
     counts = np.bincount(codes, minlength=len(instruments))
     draws = np.random.default_rng(seed).integers(0, len(instruments),

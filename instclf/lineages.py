@@ -24,6 +24,7 @@ import pandas as pd
 from . import backbones, evaluate, features, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import FAMILIES, InstclfError
+from .evaluate import dry_instruments  # noqa: F401 (re-exported: instclf.comparisons)
 from .profiles import Profile
 
 FOLD_SCHEDULE = train.Schedule(max_unfrozen_blocks=1, head_epochs=12, stage_epochs=6,
@@ -89,17 +90,7 @@ def test_predictions(trained: train.TrainedModel, backbone: backbones.Backbone,
     if lowest:
         X = train.rows_activations(model, X, backbone, 0, lowest, cache_dir)
     top = chain(model.layers[lowest:], output_shape(model, lowest))
-    table = evaluate.predictions_table(predict_in_chunks(top, X), test.notes)
-    return table.assign(dry_instrument=dry_instruments(test.notes).to_numpy())
-
-
-def dry_instruments(notes: pd.DataFrame) -> pd.Series:
-    """The instrument each note was played on before any recording chain: a recorded copy
-    and its dry note are one instrument for the bootstrap (they are not independent)."""
-    if "dry_note" not in notes:
-        return notes["instrument_str"].astype(str)
-    dry = notes["dry_note"].where(notes["dry_note"].notna(), notes["note_str"])
-    return dry.astype(str).str.rsplit("-", n=2).str[0]
+    return evaluate.predictions_table(predict_in_chunks(top, X), test.notes)
 
 
 def fold_results(table: pd.DataFrame, seed: int = 0) -> dict:

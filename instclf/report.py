@@ -137,10 +137,11 @@ def results_markdown(results: dict) -> str:
     lines = [markdown_table(results_table(results))]
     data = results["dataset"]
     lines += ["", f"Profile `{results['profile']}`: {data['notes']:,} notes of "
-              f"{data['instruments']} instruments; seen instruments: {results['seen_notes']:,} "
+              f"{data['instruments']:,} instruments; seen instruments: {results['seen_notes']:,} "
               f"held-back notes of the training instruments; unseen instruments: "
-              f"{results['unseen_notes']:,} notes of {results['unseen_instruments']} held-out "
-              "instruments. Intervals: 95%, bootstrap over instruments.", ""]
+              f"{results['unseen_notes']:,} notes of {results['unseen_instruments']:,} held-out "
+              "instruments. Intervals: 95%, bootstrap over instruments (a note's recorded copy "
+              "counts as its dry note's instrument).", ""]
     lines += [f"- {line}" for line in findings(results)]
     return "\n".join(lines)
 
@@ -250,6 +251,45 @@ def lineages_markdown(results: dict) -> str:
         + ", ".join(str(len(runs[n].get("seeds", [0]))) for n in names)
         + "; a cell is the accuracy of all its seeds' predictions together (their mean), "
         "the 95% interval of a bootstrap over instruments, and the lowest and highest seed."])
+
+
+# issue 12's aims: the measures the README leads with
+AIMS = {"lineage_mean": 0.70, "lineage_lowest": 0.50, "unseen": 0.85}
+
+
+def headline_markdown(results: dict, lineage_results: dict) -> str:
+    """The README's lead: accuracy on a lineage never heard (the mean over lineages left out,
+    and the lowest) for the best recipe and for the page's, next to unseen and seen
+    instruments of the page's model, each against its aim."""
+    from .models import BEST_EXPERIMENT
+
+    runs, label = lineage_results["experiments"], experiments.label
+    best = max(runs, key=lambda n: runs[n]["mean_accuracy"])
+    lines = ["| measure | recipe | accuracy | aim |", "|---|---|---:|---:|"]
+    for name in dict.fromkeys((best, BEST_EXPERIMENT)):
+        if name not in runs:
+            continue
+        run, page = runs[name], " (the page's recipe)" if name == BEST_EXPERIMENT else ""
+        lines.append(f"| sound it never heard: mean over {len(run['per_lineage'])} lineages left "
+                     f"out (`{lineage_results['profile']}` profile) | {label(name)}{page} | "
+                     f"**{run['mean_accuracy']:.1%}**{_seed_range(run.get('seed_means', {}))} | "
+                     f"{AIMS['lineage_mean']:.0%} |")
+        worst = min(run["per_lineage"], key=lambda k: run["per_lineage"][k]["accuracy"])
+        lines.append(f"| sound it never heard: lowest lineage ({worst}) | {label(name)}{page} | "
+                     f"{_with_interval(run['per_lineage'][worst])} | "
+                     f"{AIMS['lineage_lowest']:.0%} |")
+    model = results["models"][results["best_model"]]
+    lines.append(f"| unseen instruments (`{results['profile']}` profile) | "
+                 f"{label(results['best_model'])}, the page's model | "
+                 f"**{_with_interval(model['unseen'])}** | {AIMS['unseen']:.0%} |")
+    lines.append(f"| seen instruments (`{results['profile']}` profile) | "
+                 f"{label(results['best_model'])}, the page's model | "
+                 f"{_with_interval(model['seen'])} | |")
+    return "\n".join(lines + [
+        "", f"Leave one lineage out: `make experiments`, measured {lineage_results['date']}; "
+        "the page's model: the last `make reproduce`. Intervals: 95%, bootstrap over "
+        "instruments; [seeds]: the lowest and highest seed's mean. Details: \"Sound it never "
+        "heard\" and \"Results\" below."])
 
 
 def _seed_range(by_seed: dict) -> str:
@@ -449,6 +489,7 @@ def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = Non
     blocks = {"results": results_markdown(results), "notebooks": notebooks_markdown(notebooks)}
     if lineages is not None and Path(lineages).is_file():
         blocks["lineages"] = lineages_markdown(read_results(Path(lineages)))
+        blocks["headline"] = headline_markdown(results, read_results(Path(lineages)))
     if comparisons is not None and Path(comparisons).is_file():
         blocks["comparisons"] = comparisons_markdown(read_results(Path(comparisons)))
     if results["dataset"].get("by_family"):

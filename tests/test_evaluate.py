@@ -272,3 +272,21 @@ def test_metrics_agree_with_sklearn(seed):
     scores = table[[f"p_{f}" for f in FAMILIES]].to_numpy()
     assert evaluate.top_k_accuracy(table, 2) == pytest.approx(metrics.top_k_accuracy_score(
         truth, scores, k=2, labels=list(FAMILIES)))
+
+
+def test_a_recorded_copy_is_resampled_with_its_dry_note():
+    notes = pd.DataFrame({
+        "note_str": ["flute_synthetic_003-060-100", "flute_synthetic_003-062-100",
+                     "flute_synthetic_10003-060-100", "bass_synthetic_001-040-100"],
+        "family": ["flute", "flute", "flute", "bass"], "source": "synthetic", "pitch": 60,
+        "velocity": 100,
+        "instrument_str": ["flute_synthetic_003"] * 2 + ["flute_synthetic_10003", "bass_synthetic_001"],
+        "dry_note": [None, None, "flute_synthetic_003-060-100", None]})
+    probabilities = np.eye(len(FAMILIES))[[FAMILIES.index(f) for f in ("flute", "bass", "flute", "bass")]]
+    table = evaluate.predictions_table(probabilities, notes)
+    assert table["dry_instrument"].tolist() == ["flute_synthetic_003"] * 3 + ["bass_synthetic_001"]
+    assert evaluate.summary(table)["instruments"] == 2
+    as_dry = table.drop(columns="dry_instrument").assign(instrument_str=table["dry_instrument"])
+    assert evaluate.bootstrap_accuracy(table, seed=3) == evaluate.bootstrap_accuracy(as_dry, seed=3)
+    apart = table.drop(columns="dry_instrument")  # a table without it: each instrument its own
+    assert evaluate.sampling_units(apart).nunique() == 3 and evaluate.summary(apart)["instruments"] == 3

@@ -143,9 +143,10 @@ def test_a_low_top_probability_is_not_sure():
     p = np.full(len(FAMILIES), 0.4 / (len(FAMILIES) - 1))
     p[2] = 0.6
     assert predict.doubt(_series(p)).startswith("not sure: flute has only 60%")
-    p = np.full(len(FAMILIES), 0.3 / (len(FAMILIES) - 1))
-    p[2] = 0.7
-    assert predict.doubt(_series(p)) is None
+    for top, doubted in ((predict.NOT_SURE_BELOW - 0.01, True), (predict.NOT_SURE_BELOW + 0.01, False)):
+        p = np.full(len(FAMILIES), (1 - top) / (len(FAMILIES) - 1))
+        p[2] = top
+        assert (predict.doubt(_series(p)) is not None) == doubted, top
 
 
 def _table(confidences, correct) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from instclf import cli, report
+from instclf import cli, models, report
 from instclf.config import InstclfError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +129,18 @@ def test_the_readme_blocks_are_the_ones_generated_from_the_files():
         "README differs from figures/results.json, comparisons.json, lineages.json, the "
         "notebooks or the benchmark table; "
         "run: instclf results --readme README.md")
+
+
+def test_the_headline_leads_with_the_lineage_never_heard_then_unseen_instruments(results):
+    lineage_results = {"profile": "lineages", "date": "2026-11-30", "experiments": {
+        name: {"mean_accuracy": mean, "seed_means": {"0": mean - 0.01, "1": mean + 0.01},
+               "per_lineage": {"a": {"accuracy": mean + 0.1, "accuracy_ci95": [0.5, 0.7]},
+                               "b": {"accuracy": mean - 0.1, "accuracy_ci95": [0.2, 0.4]}}}
+        for name, mean in (("musicnn_vgg_msd_whole", 0.45), (models.BEST_EXPERIMENT, 0.5),
+                           ("ensemble_vgg_statistics_musicnn_msd", 0.55))}}
+    rows = report.headline_markdown(results, lineage_results).splitlines()[2:8]
+    assert rows[0].count("with musicnn_msd") == 1 and "**55.0%** [seeds 54.0%–56.0%]" in rows[0]
+    assert "lowest lineage (b)" in rows[1] and "45.0% (20.0%–40.0%)" in rows[1] and "| 50% |" in rows[1]
+    assert "(the page's recipe)" in rows[2] and "**50.0%**" in rows[2] and "| 70% |" in rows[2]
+    assert rows[4].startswith("| unseen instruments") and "**77.2% (70.0%–83.0%)**" in rows[4]
+    assert rows[5].startswith("| seen instruments")

@@ -138,3 +138,16 @@ def test_seen_notes_come_from_fitted_instruments_only(notes_per_instrument, frac
     assert set(fit["note_str"]) | set(seen["note_str"]) <= set(train["note_str"])
     held = train.groupby("family").sample(frac=fraction, random_state=seed)
     assert set(fit["note_str"]) == set(train["note_str"]) - set(held["note_str"])  # fit as before
+
+
+@pytest.mark.parametrize("name", ["smoke", "default"])
+def test_the_smoke_and_default_profiles_hold_every_source_the_project_renders(name):
+    """make test (smoke) and make reproduce (default) render and train on every rendered
+    kind, each with its recorded copy, so a new source cannot be left out of either."""
+    found = profiles.PROFILES[name].sources
+    rendered = {kind for kind in sources.KINDS
+                if getattr(sources.source_class(kind), "renders", False) and kind != "recorded"}
+    dry = {s.kind for s in found if s.kind != "recorded"}
+    assert dry == rendered
+    recorded = {s.of.name for s in found if s.kind == "recorded"}
+    assert recorded == {s.name for s in found if s.kind != "recorded"}
