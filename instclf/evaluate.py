@@ -425,6 +425,9 @@ def leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
 
     y = train.labels(notes)
     lineage = notes["lineage"].astype(str).to_numpy()
+    if len(set(lineage)) < 2:
+        raise InstclfError(f"the {profile.name} profile has one lineage ({lineage[0]}): leaving "
+                           "it out leaves nothing to train on")
     split = notes["split"].astype(str).to_numpy()
     rows, tables = [], []
     for held_out in sorted(set(lineage)):

@@ -4,7 +4,7 @@ reproduce, make experiments).
 The results file (``figures/results.json`` on the default profile) holds the best model's
 accuracy on seen and unseen instruments with its confidence interval, balanced accuracy and
 training time (keyed by its experiment's name in :mod:`instclf.experiments`), plus the
-leave-one-soundfont-out figures, and the environment it ran in (:func:`environment`). The
+leave-one-lineage-out figures, and the environment it ran in (:func:`environment`). The
 comparisons between the experiments, over seeds, are ``figures/comparisons.json``'s
 (:mod:`instclf.comparisons`); the leave-one-lineage-out ones ``figures/lineages.json``'s. The
 README's tables are rewritten from these files between markers, so no result is ever typed by

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from instclf import evaluate
-from instclf.config import FAMILIES
+from instclf.config import FAMILIES, InstclfError
 from instclf.profiles import Profile
 
 PROFILE = Profile(name="t", sources=())
@@ -290,3 +290,12 @@ def test_a_recorded_copy_is_resampled_with_its_dry_note():
     assert evaluate.bootstrap_accuracy(table, seed=3) == evaluate.bootstrap_accuracy(as_dry, seed=3)
     apart = table.drop(columns="dry_instrument")  # a table without it: each instrument its own
     assert evaluate.sampling_units(apart).nunique() == 3 and evaluate.summary(apart)["instruments"] == 3
+
+
+def test_leaving_out_the_only_lineage_is_refused_clearly(tmp_path):
+    notes = pd.DataFrame({"note_str": ["a-060-100", "b-060-100"],
+                          "family": pd.Categorical(["bass", "flute"], categories=FAMILIES),
+                          "lineage": "nsynth", "split": "train", "instrument_str": ["a", "b"]})
+    with pytest.raises(InstclfError, match="one lineage"):
+        evaluate.leave_one_lineage_out(np.zeros((2, 3), np.float32), notes,
+                                       replace(PROFILE, data_dir=tmp_path))
