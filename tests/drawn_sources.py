@@ -9,6 +9,19 @@ from instclf import nsynth
 from instclf.config import SPLITS
 
 
+def tiny_source(render_class, name: str, families: tuple[str, ...]):
+    """Two instruments of each of ``families``, two notes each at one velocity, one of the two
+    held out: the tiny render each drawn source's tests share."""
+    return render_class(name=name, families=families, instruments_per_family=2,
+                        notes_per_instrument=2, velocities=(100,), heldout_fraction=0.5)
+
+
+def rendered_once(source, tmp_path_factory):
+    """``source`` rendered (one worker) into a fresh folder: (data dir, report)."""
+    data_dir = tmp_path_factory.mktemp(source.kind)
+    return data_dir, source.render(data_dir, workers=1, progress=False)
+
+
 def assert_held_out_instruments_not_trained_on(notes, families) -> None:
     """One of two instruments of each family held out, its two notes ``valid`` and ``test``."""
     train = set(notes.instrument_str[notes.split == "train"])

@@ -18,16 +18,13 @@ from instclf.config import InstclfError
 from instclf.sources import faust
 from instclf.sources.faust import FaustRender
 
-TINY = FaustRender(name="faust-tiny", families=("string", "mallet", "synth_lead"),
-                   instruments_per_family=2, notes_per_instrument=2, velocities=(100,),
-                   heldout_fraction=0.5)
+TINY = drawn_sources.tiny_source(FaustRender, "faust-tiny", ("string", "mallet", "synth_lead"))
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """TINY rendered once: (data dir, report)."""
-    data_dir = tmp_path_factory.mktemp("faust")
-    return data_dir, TINY.render(data_dir, workers=1, progress=False)
+    """TINY rendered once (one worker): (data dir, report)."""
+    return drawn_sources.rendered_once(TINY, tmp_path_factory)
 
 
 def test_the_render_is_valid_nsynth_at_nsynth_levels(tiny):

@@ -18,16 +18,13 @@ from instclf.config import FAMILIES, SOURCES, InstclfError
 from instclf.sources import pyo_synth, synth
 from instclf.sources.pyo_synth import PyoRender
 
-TINY = PyoRender(name="pyo-tiny", families=("bass", "keyboard", "mallet", "vocal"),
-                 instruments_per_family=2, notes_per_instrument=2, velocities=(100,),
-                 heldout_fraction=0.5)
+TINY = drawn_sources.tiny_source(PyoRender, "pyo-tiny", ("bass", "keyboard", "mallet", "vocal"))
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """TINY rendered once (one worker): (data dir, report)."""
-    data_dir = tmp_path_factory.mktemp("pyo")
-    return data_dir, TINY.render(data_dir, workers=1, progress=False)
+    return drawn_sources.rendered_once(TINY, tmp_path_factory)
 
 
 def test_the_render_is_valid_nsynth_at_nsynth_levels(tiny):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import zlib
 from dataclasses import dataclass
@@ -399,16 +400,14 @@ def play(inst: dict, pitch: int, velocity: int) -> np.ndarray:
     return level(y)
 
 
-def render_instrument(inst: dict, root: Path) -> dict:
-    """Render one instrument's notes that are not on disk yet (in a render's worker)."""
-    return render.render_notes(inst, root, lambda pitch, velocity: play(inst, pitch, velocity))
+# one instrument's notes not on disk yet, in a render's worker
+render_instrument = functools.partial(synth.render_with, play)
 
 
 # --- what to render -------------------------------------------------------------------------
 
-def draw_params(engine: Engine, rng: np.random.Generator) -> dict:
-    """One instrument: a value for each of the engine's parameters (and the common ones)."""
-    return synth.draw_params({**COMMON, **engine.ranges}, rng)
+# one instrument: a value for each of an engine's parameters (and the common ones)
+draw_params = functools.partial(synth.engine_params, COMMON)
 
 
 def plan_instruments(source: CsoundRender) -> list[dict]:

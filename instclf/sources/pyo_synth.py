@@ -31,6 +31,7 @@ organs), ``synthetic`` for synthesizer sounds. Instrument names are numbered fro
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib.metadata
 import importlib.util
@@ -40,7 +41,6 @@ import math
 import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -735,16 +735,14 @@ def play_notes(notes: list[tuple[dict, int, int]]) -> list[np.ndarray]:
     return [play(inst, pitch, velocity) for inst, pitch, velocity in notes]
 
 
-def render_instrument(inst: dict, root: Path) -> dict:
-    """Render one instrument's notes that are not on disk yet (in a render's worker)."""
-    return render.render_notes(inst, root, lambda pitch, velocity: play(inst, pitch, velocity))
+# one instrument's notes not on disk yet, in a render's worker
+render_instrument = functools.partial(synth.render_with, play)
 
 
 # --- what to render -------------------------------------------------------------------------
 
-def draw_params(engine: Engine, rng: np.random.Generator) -> dict:
-    """One instrument: a value for each of the engine's parameters (and the common ones)."""
-    return synth.draw_params({**COMMON, **engine.ranges}, rng)
+# one instrument: a value for each of an engine's parameters (and the common ones)
+draw_params = functools.partial(synth.engine_params, COMMON)
 
 
 def plan_instruments(source: PyoRender) -> list[dict]:

@@ -88,6 +88,20 @@ def draw_params(ranges: dict, rng: np.random.Generator) -> dict:
     return params
 
 
+def engine_params(common: dict, engine, rng: np.random.Generator) -> dict:
+    """One instrument of ``engine``: a value for each of its parameters (``engine.ranges``)
+    and the ``common`` ones (Csound's and pyo's ``draw_params``, bound with
+    ``functools.partial``)."""
+    return draw_params({**common, **engine.ranges}, rng)
+
+
+def render_with(play: Callable, inst: dict, root: Path) -> dict:
+    """Render one instrument's notes that are not on disk yet with ``play(inst, pitch,
+    velocity)``, in a render's worker: Csound's and pyo's ``render_instrument``, bound with
+    ``functools.partial`` (a partial of module functions pickles for the workers)."""
+    return render.render_notes(inst, root, lambda pitch, velocity: play(inst, pitch, velocity))
+
+
 def plan_instruments(source, engines_of: dict, draw: Callable, first_index: int,
                      key: str, title: str) -> list[dict]:
     """The instruments of a drawn source, each with its engine, parameters, name, held-out
