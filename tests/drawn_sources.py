@@ -1,8 +1,9 @@
 """Checks every drawn-instrument source must pass (test_faust_source, test_pyo_source): its
-held-out instruments and the same bytes from the same seed."""
+tiny render, its held-out instruments, the same bytes from the same seed, and resuming."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from instclf import nsynth
@@ -55,3 +56,19 @@ def rendered_notes(source, data_dir: Path, report):
     notes = source.read(data_dir)
     assert len(notes) == report.counts.get("written", 0) == report.notes_planned
     return notes
+
+
+def assert_render_resumes(source, rendered: Path, tmp_path: Path) -> None:
+    """A copy of ``source``'s render in ``rendered``, unfinished and one note short, resumes:
+    the one note is written again, byte for byte, and every other one is kept."""
+    root = source.root(tmp_path)
+    shutil.copytree(source.root(rendered), root)
+    (root / "render.json").unlink()
+    lost = sorted((root / "nsynth-train" / "audio").glob("*.wav"))[0]
+    original = lost.read_bytes()
+    lost.unlink()
+    assert not source.is_ready(tmp_path)
+    report = source.render(tmp_path, workers=1, progress=False)
+    assert report.counts == {"resumed": report.notes_planned - 1, "written": 1}
+    assert lost.read_bytes() == original and source.is_ready(tmp_path)
+

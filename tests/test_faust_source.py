@@ -3,7 +3,6 @@ distinct instruments per family, held-out instruments, the registry."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -113,13 +112,4 @@ def test_a_missing_dawdreamer_says_how_to_install_it(monkeypatch, tmp_path):
 
 
 def test_a_render_resumes_where_it_stopped(tiny, tmp_path):
-    root = TINY.root(tmp_path)
-    shutil.copytree(TINY.root(tiny[0]), root)
-    (root / "render.json").unlink()
-    lost = sorted((root / "nsynth-train" / "audio").glob("*.wav"))[0]
-    original = lost.read_bytes()
-    lost.unlink()
-    assert not TINY.is_ready(tmp_path)
-    report = TINY.render(tmp_path, workers=1, progress=False)
-    assert report.counts == {"resumed": report.notes_planned - 1, "written": 1}
-    assert lost.read_bytes() == original and TINY.is_ready(tmp_path)
+    drawn_sources.assert_render_resumes(TINY, tiny[0], tmp_path)
