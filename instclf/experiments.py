@@ -285,4 +285,3 @@ def best_model(profile: Profile, progress=None):
     if progress:
         progress(f"best model loaded from cache ({path})")
     return train.load_trained(path)
-

@@ -71,4 +71,3 @@ def assert_render_resumes(source, rendered: Path, tmp_path: Path) -> None:
     report = source.render(tmp_path, workers=1, progress=False)
     assert report.counts == {"resumed": report.notes_planned - 1, "written": 1}
     assert lost.read_bytes() == original and source.is_ready(tmp_path)
-
