@@ -55,8 +55,7 @@ def run_seed(profile: Profile, name: str, seed: int = 0, progress=None,
                                      progress=progress is not None)
     trained = experiments.train_experiment(profile, name, progress, data, seed)
     tables = {split: evaluate.cached_predictions(trained, data[selection], selection).assign(
-        split=split, dry_instrument=lineages.dry_instruments(data[selection].notes).to_numpy())
-        for split, selection in SPLITS.items()}
+        split=split) for split, selection in SPLITS.items()}
     history = train.elapsed_history(trained.history, trained.meta)
     return {"experiment": name, "profile": profile.name, "seed": seed, "head": experiment.head,
             "model": str(trained.path), **{key: trained.meta.get(key) for key in RECORDED},
@@ -78,10 +77,9 @@ def write_summary(profile: Profile, result: dict) -> Path:
 
 
 def _pooled(runs: list[tuple[dict, pd.DataFrame]], split: str) -> pd.DataFrame:
-    """One split's predictions of every run, one run after the other, with each note's dry
-    instrument as its instrument (the bootstrap's unit)."""
-    table = pd.concat([found[found["split"] == split] for _, found in runs], ignore_index=True)
-    return table.assign(instrument_str=table["dry_instrument"])
+    """One split's predictions of every run, one run after the other (each note's dry
+    instrument is the bootstrap's unit: :func:`instclf.evaluate.sampling_units`)."""
+    return pd.concat([found[found["split"] == split] for _, found in runs], ignore_index=True)
 
 
 def over_seeds(runs: list[tuple[dict, pd.DataFrame]], seed: int = 0) -> dict:

@@ -24,7 +24,6 @@ import pandas as pd
 from . import backbones, evaluate, features, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import FAMILIES, InstclfError
-from .evaluate import dry_instruments  # noqa: F401 (re-exported: instclf.comparisons)
 from .profiles import Profile
 
 FOLD_SCHEDULE = train.Schedule(max_unfrozen_blocks=1, head_epochs=12, stage_epochs=6,
@@ -94,11 +93,11 @@ def test_predictions(trained: train.TrainedModel, backbone: backbones.Backbone,
 
 
 def fold_results(table: pd.DataFrame, seed: int = 0) -> dict:
-    """Accuracy with its bootstrap interval over dry instruments, and per family, of one
-    fold's predictions table."""
+    """Accuracy with its bootstrap interval over dry instruments
+    (:func:`instclf.evaluate.sampling_units`), and per family, of one fold's predictions
+    table."""
     recall = evaluate.per_family(table)["recall"]
-    by_instrument = table.assign(instrument_str=table["dry_instrument"])
-    return {**evaluate.summary(by_instrument, seed=seed),
+    return {**evaluate.summary(table, seed=seed),
             "per_family": {str(f): (None if np.isnan(a) else float(a))
                            for f, a in recall.items()}}
 

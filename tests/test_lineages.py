@@ -90,7 +90,7 @@ def test_dry_and_recorded_copies_are_one_instrument_for_the_bootstrap():
                      "reed_synthetic_004-061-100"],
         "instrument_str": ["flute_synthetic_003", "flute_synthetic_10003", "reed_synthetic_004"],
         "dry_note": [np.nan, "flute_synthetic_003-060-100", np.nan]})
-    assert list(lineages.dry_instruments(notes)) == ["flute_synthetic_003"] * 2 + [
+    assert list(evaluate.dry_instruments(notes)) == ["flute_synthetic_003"] * 2 + [
         "reed_synthetic_004"]
 
 
