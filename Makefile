@@ -26,7 +26,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 REPORTS := reports
 APP_PORT ?= 8866
 
-.PHONY: test reproduce experiments comparisons lab app bench system browser venv data lock
+.PHONY: test reproduce experiments comparisons lab app bench system browser venv samples data lock
 
 # $(call apt_packages,PACKAGES,WHAT,IF_MISSING): install the missing ones through apt-get as
 # root; otherwise print the line to run and stop, or go on when IF_MISSING is `skip`. Without
@@ -83,7 +83,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	$(BIN)/python -m pip install -q --no-deps $(MUSICNN)
 	@touch $@
 
-venv: $(STAMP)
+# the Python packages, and the sampled source's recordings (npm packages, about 50 MB, once):
+# every target that renders or tests needs them, like the soundfonts
+venv: $(STAMP) samples
+
+samples: $(STAMP)
+	@$(BIN)/instclf data samples --quiet
 
 data: system venv
 	$(BIN)/instclf data render

@@ -3,7 +3,7 @@
 Renders the same plan (the smoke profile's instruments, 60 notes each) into fresh folders,
 timing only the rendering, not the planning; then each lineage the lineages profile adds
 (Csound, Faust, pyo, and the recording chain over Csound's notes), two drawn instruments per
-family, the same way. Writes benchmarks/results/render.json.
+family, and the sampled source (its 20 installed packages), the same way. Writes benchmarks/results/render.json.
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ def lineage_sources(root: Path):
                         notes_per_instrument=LINEAGE_NOTES)
     pyo = make_source("pyo", name="bench-pyo", instruments_per_family=2,
                       notes_per_instrument=LINEAGE_NOTES)
+    samples = make_source("samples", name="bench-samples", notes_per_instrument=LINEAGE_NOTES)
     csound.render(root, progress=False)
     recorded = make_source("recorded", name="bench-recorded", of=csound)
     return [("Csound", csound), ("Faust (DawDreamer)", faust), ("pyo", pyo),
+            ("samples (real recordings)", samples),
             ("recording chain over Csound's notes", recorded)]
 
 

@@ -100,6 +100,15 @@ def _data_download(args) -> int:
     return 0
 
 
+def _data_samples(args) -> int:
+    from .sources.samples import SampleLibrary, samples_dir
+
+    fetched = SampleLibrary(name="samples").fetch(progress=not args.quiet,
+                                                  base_url=args.base_url)
+    print(f"{len(fetched)} sample packages installed in {samples_dir()}")
+    return 0
+
+
 def _evaluate(args) -> int:
     import pandas as pd
 
@@ -408,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
                    all_splits=False)
     download.add_argument("--base-url", help="mirror holding nsynth-<split>.jsonwav.tar.gz")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    samples = add("samples", _data_samples, "install the sampled source's packages (npm)",
+                  root=False)
+    samples.add_argument("--base-url", help="a folder or URL holding the packages' tarballs "
+                         "(default: $INSTCLF_SAMPLES_URL, else the npm registry)")
+    samples.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate = commands.add_parser("evaluate", help="a saved model on an NSynth-format folder")
     evaluate.add_argument("--model", required=True, help="a .keras file saved by instclf")
     evaluate.add_argument("--data", required=True, help="a folder with examples.json + audio/")

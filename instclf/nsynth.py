@@ -177,9 +177,10 @@ def read_split(folder: Path) -> pd.DataFrame:
 
 
 def read_dataset(root: Path, splits=("train", "valid", "test")) -> pd.DataFrame:
-    """The note tables of several splits of one dataset root, with a ``split`` column."""
+    """The note tables of several splits of one dataset root, with a ``split`` column (a
+    split without notes adds none, and leaves every column's type as the others give it)."""
     tables = [read_split(split_folder(root, s)).assign(split=s) for s in splits]
-    return pd.concat(tables, ignore_index=True)
+    return pd.concat([t for t in tables if len(t)] or tables[:1], ignore_index=True)
 
 
 def is_complete_wav(path: Path) -> bool:

@@ -17,6 +17,7 @@ from .sources.faust import FaustRender
 from .sources.official import OfficialNSynth
 from .sources.pyo_synth import PyoRender
 from .sources.recorded import Recorded
+from .sources.samples import SampleLibrary
 from .sources.soundfonts import SoundfontRender
 from .subsets import Selection
 
@@ -86,13 +87,15 @@ DEFAULT_SOUNDFONTS = SoundfontRender(name="embedded-default", soundfonts=ALL_SOU
 
 
 def every_lineage(name: str, soundfont_notes: int, drawn_instruments: int, drawn_notes: int,
-                  notes_share: float, soundfonts: tuple[str, ...] = ALL_SOUNDFONTS,
+                  sample_notes: int, notes_share: float,
+                  soundfonts: tuple[str, ...] = ALL_SOUNDFONTS,
                   soundfont_instruments: int | None = None,
                   velocities: tuple[int, ...] | None = None) -> tuple[Source, ...]:
-    """The five soundfonts and the Csound, Faust and pyo lineages (``drawn_instruments`` per
-    family, ``drawn_notes`` notes each), and ``notes_share`` of every one of them through the
-    recording chain: the sources of the default and smoke profiles (issue 12), each named
-    ``<kind>-<name>`` (its folder ``nsynth-<kind>-<name>``)."""
+    """The five soundfonts, the Csound, Faust and pyo lineages (``drawn_instruments`` per
+    family, ``drawn_notes`` notes each), the sampled real instruments (``sample_notes`` each),
+    and ``notes_share`` of every one of them through the recording chain: the sources of the
+    default and smoke profiles (issue 12), each named ``<kind>-<name>`` (its folder
+    ``nsynth-<kind>-<name>``)."""
     extra = {} if velocities is None else {"velocities": velocities}
     drawn = {"instruments_per_family": drawn_instruments, "notes_per_instrument": drawn_notes,
              **extra}
@@ -103,6 +106,7 @@ def every_lineage(name: str, soundfont_notes: int, drawn_instruments: int, drawn
         CsoundRender(name=f"csound-{name}", **drawn),
         FaustRender(name=f"faust-{name}", **drawn),
         PyoRender(name=f"pyo-{name}", **drawn),
+        SampleLibrary(name=f"samples-{name}", notes_per_instrument=sample_notes),
     ), notes_share=notes_share)
 
 
@@ -110,7 +114,7 @@ PROFILES = {
     "smoke": Profile(
         name="smoke",
         sources=every_lineage("smoke", soundfont_notes=4, drawn_instruments=2, drawn_notes=3,
-                              notes_share=0.2, soundfonts=("TimGM6mb", "sf_GMbank"),
+                              sample_notes=2, notes_share=0.2, soundfonts=("TimGM6mb", "sf_GMbank"),
                               soundfont_instruments=5, velocities=(75, 127)),
         selection=Selection(seen_fraction=0.2),
         head_epochs=1,
@@ -124,7 +128,7 @@ PROFILES = {
     "default": Profile(name="default",
                        sources=every_lineage("mixed", soundfont_notes=8,
                                              drawn_instruments=8, drawn_notes=10,
-                                             notes_share=0.2),
+                                             sample_notes=24, notes_share=0.2),
                        comparisons_in_report=True),
     # The default profile until 2026-11-30: the five soundfonts alone (figures/comparisons.json
     # was measured on it; notebook 04's source comparison).

@@ -37,6 +37,21 @@ def test_read_split_has_nsynth_fields(tiny_dataset):
     assert notes.soundfont.notna().all()
 
 
+def test_a_split_without_notes_keeps_the_columns_numeric(tiny_dataset, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(tiny_dataset[0], root)
+    valid = nsynth.split_folder(root, "valid")
+    shutil.rmtree(valid / "audio")
+    (valid / "audio").mkdir()
+    (valid / "examples.json").write_text("{}")
+    (valid / "instruments.json").write_text("{}")
+    notes = nsynth.read_dataset(root)
+    assert set(notes.split) == {"train", "test"}
+    for column in ("pitch", "velocity", "note", "family_id", "sample_rate"):
+        assert pd.api.types.is_integer_dtype(notes[column]), column
+    assert notes.groupby("family", observed=True).pitch.describe()["max"].notna().all()
+
+
 @pytest.fixture
 def broken_split(tiny_dataset, tmp_path):
     """A copy of the tiny train split with four different problems."""

@@ -30,6 +30,7 @@ KINDS = {
     "csound": "instclf.sources.csound:CsoundRender",
     "faust": "instclf.sources.faust:FaustRender",
     "pyo": "instclf.sources.pyo_synth:PyoRender",
+    "samples": "instclf.sources.samples:SampleLibrary",
 }
 
 
