@@ -127,19 +127,23 @@ reproduce: system browser venv
 	$(BIN)/python benchmarks/table.py --record-reproduce $$seconds --run $$run >/dev/null; \
 	echo "make reproduce: $$seconds s in all ($$run run)"
 
-# Comparisons too long for `make reproduce`: leave-one-lineage-out on the lineages profile
-# (the soundfonts, Csound, Faust and their recorded copies), each recipe from SEEDS seeds; their last
-# results go to figures/lineages.json and the README (with the date).
+# Comparisons too long for `make reproduce`: leave-one-lineage-out on LINEAGE_PROFILE (default:
+# the default profile, every lineage: the soundfonts, Csound, Faust, pyo, the sampled real
+# instruments and their recorded copies; `lineages` is a larger one without pyo and the
+# samples), each recipe from SEEDS seeds; their last results go to figures/lineages.json and
+# the README (with the date and the profile).
 LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_msd \
 	ensemble_vgg_statistics_musicnn_msd
+LINEAGE_PROFILE ?= default
 SEEDS ?= 3
 experiments: system venv
 	@start=$$(date +%s); \
-	INSTCLF_PROFILE=lineages $(BIN)/instclf data render && \
+	INSTCLF_PROFILE=$(LINEAGE_PROFILE) $(BIN)/instclf data render && \
 	for e in $(LINEAGE_EXPERIMENTS); do \
-		INSTCLF_PROFILE=lineages $(BIN)/instclf train $$e --lineages --seeds $(SEEDS) || exit 1; \
+		INSTCLF_PROFILE=$(LINEAGE_PROFILE) $(BIN)/instclf train $$e --lineages --seeds $(SEEDS) \
+			|| exit 1; \
 	done; \
-	INSTCLF_PROFILE=lineages $(BIN)/instclf results --lineages && \
+	INSTCLF_PROFILE=$(LINEAGE_PROFILE) $(BIN)/instclf results --lineages && \
 	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
 	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
 

@@ -1,9 +1,10 @@
 """Rendering speed: notes per second with one process against two (the obvious alternative).
 
 Renders the same plan (the smoke profile's instruments, 60 notes each) into fresh folders,
-timing only the rendering, not the planning; then each lineage the lineages profile adds
-(Csound, Faust, pyo, and the recording chain over Csound's notes), two drawn instruments per
-family, and the sampled source (its 20 installed packages), the same way. Writes benchmarks/results/render.json.
+timing only the rendering, not the planning; then each lineage the default profile adds
+(Csound, Faust, pyo, two drawn instruments per family; the sampled real instruments, all 20;
+and the recording chain over Csound's notes), the same way. Writes
+benchmarks/results/render.json.
 """
 
 from __future__ import annotations

@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "what each varies")
     train.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
     train.add_argument("--lineages", action="store_true", help="leave-one-lineage-out: train "
-                       "the recipe once per lineage without it, test on it (lineages profile)")
+                       "the recipe once per lineage without it, test on it (make experiments)")
     train.add_argument("--seeds", type=int, default=1, metavar="N",
                        help="train from seeds 0 to N-1 (default: 1), each seed's results "
                        "recorded for instclf results --comparisons; with --lineages, the "

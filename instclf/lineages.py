@@ -57,7 +57,7 @@ def folds(profile: Profile, everything: train.Data) -> dict[str, dict[str, train
     lineages = lineage_names(everything.notes)
     if len(lineages) < 2:
         raise InstclfError(f"profile {profile.name} has one lineage ({lineages[0]}); leaving "
-                           "it out leaves nothing to train on (use the lineages profile)")
+                           "it out leaves nothing to train on (use the default profile)")
     row_of = pd.Series(np.arange(len(everything)), index=everything.notes["note_str"])
     selected = subsets.select(everything.notes, profile.selection)
     lineage = everything.notes["lineage"].astype(str).to_numpy()

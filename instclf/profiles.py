@@ -76,7 +76,7 @@ class Profile:
 def with_recordings(sources: tuple[Source, ...], notes_share: float,
                     offset: int = 10_000) -> tuple[Source, ...]:
     """The dry sources, then ``notes_share`` of each one's notes through the recording chain
-    (a source ``<name>-recorded`` each; issue 12's lineages profile)."""
+    (a source ``<name>-recorded`` each; every profile but soundfonts, full and nsynth)."""
     recorded = tuple(Recorded(name=f"{s.name}-recorded", of=s, notes_share=notes_share,
                               instrument_offset=offset) for s in sources)
     return (*sources, *recorded)
