@@ -81,6 +81,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps $(MUSICNN)
+	@# numba compiles librosa's onset detection once and caches it, here without TensorFlow
+	$(BIN)/python -c "from instclf import phrases; phrases.compile_onset_detection()"
 	@touch $@
 
 # the Python packages, and the sampled source's recordings (npm packages, about 50 MB, once):

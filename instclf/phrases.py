@@ -34,6 +34,17 @@ SR = nsynth.SAMPLE_RATE
 HOP = 256  # onset detection frames: 16 ms at 16 kHz
 
 
+def compile_onset_detection() -> np.ndarray:
+    """Run librosa's onset detection once on a synthetic two-note phrase, so that numba
+    compiles it and caches the result beside librosa's code (``make venv`` does this right
+    after installing, in a process without TensorFlow; later processes only load it). Its
+    first compile inside the test run, after models had trained, crashed once in CI with a
+    segmentation fault in numba. Returns the notes found, as :func:`find_notes` does."""
+    t = np.arange(2 * SR) / SR
+    tone = np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t)
+    return find_notes(np.concatenate([tone, tone, np.zeros(SR)]).astype(np.float32))
+
+
 @dataclass
 class Heard:
     """One recording's answer: combined probabilities, its notes, and what the model heard."""

@@ -7,6 +7,8 @@ model is a tiny dense classifier saved as training saves one.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import asdict
 
 import keras
@@ -127,3 +129,12 @@ def test_the_widget_draws_the_notes_on_the_waveform(predictor, tmp_path):
     assert result.ok and result.waveform is not None
     labels = [text.get_text() for text in result.waveform.axes[0].texts]
     assert len(labels) == 3 and all(label.split()[0] in FAMILIES for label in labels)
+
+
+def test_onset_detection_compiles_without_tensorflow():
+    """make venv compiles librosa's onset detection in a process that never loads TensorFlow."""
+    code = ("import sys; from instclf import phrases; notes = phrases.compile_onset_detection(); "
+            "print(notes.tolist(), 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")[-2]
+    assert out == f"[[0, {2 * phrases.SR}], [{2 * phrases.SR}, {5 * phrases.SR}]] False"

@@ -135,12 +135,19 @@ def test_the_headline_leads_with_the_lineage_never_heard_then_unseen_instruments
     lineage_results = {"profile": "lineages", "date": "2026-11-30", "experiments": {
         name: {"mean_accuracy": mean, "seed_means": {"0": mean - 0.01, "1": mean + 0.01},
                "per_lineage": {"a": {"accuracy": mean + 0.1, "accuracy_ci95": [0.5, 0.7]},
-                               "b": {"accuracy": mean - 0.1, "accuracy_ci95": [0.2, 0.4]}}}
+                               "b": {"accuracy": mean - 0.1, "accuracy_ci95": [0.2, 0.4]},
+                               "samples": {"accuracy": mean, "accuracy_ci95": [0.3, 0.6]}}}
         for name, mean in (("musicnn_vgg_msd_whole", 0.45), (models.BEST_EXPERIMENT, 0.5),
                            ("ensemble_vgg_statistics_musicnn_msd", 0.55))}}
-    rows = report.headline_markdown(results, lineage_results).splitlines()[2:8]
+    rows = report.headline_markdown(results, lineage_results).splitlines()[2:10]
     assert rows[0].count("with musicnn_msd") == 1 and "**55.0%** [seeds 54.0%–56.0%]" in rows[0]
     assert "lowest lineage (b)" in rows[1] and "45.0% (20.0%–40.0%)" in rows[1] and "| 50% |" in rows[1]
-    assert "(the page's recipe)" in rows[2] and "**50.0%**" in rows[2] and "| 70% |" in rows[2]
-    assert rows[4].startswith("| unseen instruments") and "**77.2% (70.0%–83.0%)**" in rows[4]
-    assert rows[5].startswith("| seen instruments")
+    assert rows[2].startswith("| real instruments never heard (`samples` left out)")
+    assert "55.0% (30.0%–60.0%)" in rows[2] and "with musicnn_msd" in rows[2]
+    assert "(the page's recipe)" in rows[3] and "**50.0%**" in rows[3] and "| 70% |" in rows[3]
+    assert "(the page's recipe)" in rows[5] and "50.0% (30.0%–60.0%)" in rows[5]
+    assert rows[6].startswith("| unseen instruments") and "**77.2% (70.0%–83.0%)**" in rows[6]
+    assert rows[7].startswith("| seen instruments")
+    del lineage_results["experiments"][models.BEST_EXPERIMENT]["per_lineage"]["samples"]
+    rows = report.headline_markdown(results, lineage_results).splitlines()
+    assert sum("real instruments never heard" in row for row in rows) == 1
