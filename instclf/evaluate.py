@@ -186,9 +186,9 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     Written beside the model as ``predictions-<model>-<split>.csv``, keyed on the content of
     both: the model file's digest and the selection's content key (``data.key``).
     """
-    from . import features, storage
+    from . import storage
 
-    key = storage.content_key("predictions", features.file_digest(trained.path), data.key,
+    key = storage.content_key("predictions", storage.file_digest(trained.path), data.key,
                               TABLE_FIELDS, "dry_instrument")
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")

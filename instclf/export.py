@@ -86,7 +86,7 @@ def export_model(model_path: str | Path) -> Path:
             np.savez(handle, model=np.frombuffer(flatbuffer, np.uint8),
                      mel_basis=features._mel_basis(front_end),
                      meta=np.array(json.dumps(meta, sort_keys=True)),
-                     source_sha1=np.array(features.file_digest(model_path)))
+                     source_sha1=np.array(storage.file_digest(model_path)))
     return out
 
 
@@ -99,7 +99,7 @@ def load_exported(model_path: str | Path,
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
-            if str(stored["source_sha1"]) != features.file_digest(model_path):
+            if str(stored["source_sha1"]) != storage.file_digest(model_path):
                 return None
             return (ExportedModel(stored["model"].tobytes(), threads),
                     json.loads(str(stored["meta"])), stored["mel_basis"])

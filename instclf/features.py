@@ -365,15 +365,6 @@ def cache_path(notes: pd.DataFrame, front_end: FrontEnd, cache_dir: Path, label:
     return Path(cache_dir) / front_end.key / f"{label}-{names}.npy"
 
 
-def file_digest(path: Path) -> str:
-    """SHA-1 of a file's bytes: the content key of a cache file (and its integrity check)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _VERIFIED: set[tuple] = set()  # files whose checksum this process has already checked
 
 
@@ -397,7 +388,7 @@ def _read_cache(path: Path, fingerprint: str, front_end: FrontEnd) -> FeatureSet
         return None
     seen = (str(path), stat.st_size, stat.st_mtime_ns)
     if seen not in _VERIFIED:
-        if file_digest(path) != meta.get("sha1"):
+        if storage.file_digest(path) != meta.get("sha1"):
             return None
         _VERIFIED.add(seen)
     try:
@@ -418,7 +409,8 @@ def _write_cache(path: Path, X: np.ndarray, notes: pd.DataFrame, fingerprint: st
     stat = path.stat()
     storage.write_json(path.with_suffix(".json"), {
         "front_end": _as_json(front_end), "inputs": fingerprint,
-        "note_str": list(notes["note_str"]), "bytes": stat.st_size, "sha1": file_digest(path),
+        "note_str": list(notes["note_str"]), "bytes": stat.st_size,
+        "sha1": storage.file_digest(path),
     })
     _VERIFIED.add((str(path), stat.st_size, stat.st_mtime_ns))  # just checksummed it
     return _read_cache(path, fingerprint, front_end)

@@ -30,6 +30,16 @@ def content_key(*parts) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's bytes: the content key of a cache file and its integrity check, the
+    check of a downloaded sample package."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.

