@@ -138,6 +138,9 @@ LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics mu
 	ensemble_vgg_statistics_musicnn_msd
 LINEAGE_PROFILE ?= default
 SEEDS ?= 3
+# notebook 04's comparison of training sources at equal size (the default profile, tested on
+# the real instruments left out): the page's recipe
+SOURCES_EXPERIMENT ?= musicnn_vgg_msd_whole_statistics
 experiments: system venv
 	@start=$$(date +%s); \
 	INSTCLF_PROFILE=$(LINEAGE_PROFILE) $(BIN)/instclf data render && \
@@ -146,6 +149,8 @@ experiments: system venv
 			|| exit 1; \
 	done; \
 	INSTCLF_PROFILE=$(LINEAGE_PROFILE) $(BIN)/instclf results --lineages && \
+	INSTCLF_PROFILE=default $(BIN)/instclf train $(SOURCES_EXPERIMENT) --sources --seeds $(SEEDS) && \
+	INSTCLF_PROFILE=default $(BIN)/instclf results --sources && \
 	INSTCLF_PROFILE=default $(BIN)/instclf results --readme README.md >/dev/null && \
 	echo "make experiments: $$(( $$(date +%s) - start )) s in all"
 

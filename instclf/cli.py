@@ -256,6 +256,12 @@ def _results(args) -> int:
         print(report.lineages_markdown(report.read_results(path)))
         print(f"written: {path}")
         return 0
+    if args.sources:
+        path = config.PROJECT_ROOT / "figures" / report.SOURCES_FILE
+        storage.write_json(path, report.source_results(profile))
+        print(report.sources_markdown(report.read_results(path)))
+        print(f"written: {path}")
+        return 0
     if args.comparisons:
         path = report.comparisons_path(profile)
         storage.write_json(path, report.comparison_results(profile))
@@ -269,7 +275,8 @@ def _results(args) -> int:
         blocks = report.readme_blocks(results, root / "notebooks",
                                       root / "benchmarks" / "results" / "table.md",
                                       root / "figures" / report.LINEAGES_FILE,
-                                      root / "figures" / report.COMPARISONS_FILE)
+                                      root / "figures" / report.COMPARISONS_FILE,
+                                      root / "figures" / report.SOURCES_FILE)
         changed = report.update_readme(Path(args.readme), blocks)
         print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'}")
     return 0
@@ -290,8 +297,12 @@ def _train(args) -> int:
     experiment = experiments.get_experiment(args.name)
     profile = profiles.get_profile(args.profile)
     experiments.ensure_available(experiment)
+    if args.lineages and args.sources:
+        raise InstclfError("--lineages or --sources, not both")
     if args.lineages:
         return _train_lineages(profile, experiment, args.quiet, args.seeds)
+    if args.sources:
+        return _train_sources(profile, experiment, args.quiet, args.seeds)
     return _train_seeds(profile, experiment, args.quiet, args.seeds)
 
 
@@ -323,20 +334,41 @@ def _train_lineages(profile, experiment, quiet: bool, seeds: int) -> int:
     from . import experiments, lineages
 
     for seed in range(seeds):
-        result = experiments.leave_one_lineage_out(
-            profile, experiment.name, seed=seed,
-            progress=None if quiet else lambda line: print(f"{experiment.name}: {line}",
-                                                           flush=True))
+        result = experiments.leave_one_lineage_out(profile, experiment.name, seed=seed,
+                                                   progress=_line_printer(experiment, quiet))
         print(f"{experiment.label} ({profile.name} profile, seed {seed}), "
               "leave-one-lineage-out:")
         for lineage, fold in result["per_lineage"].items():
-            low, high = fold["accuracy_ci95"]
-            print(f"  without {lineage}: accuracy {fold['accuracy']:.1%} (95% interval over "
-                  f"instruments {low:.1%}-{high:.1%}), {fold['notes']} notes")
+            print(f"  without {lineage}: {_accuracy_line(fold)}, {fold['notes']} notes")
         print(f"mean over {len(result['per_lineage'])} lineages: "
               f"{result['mean_accuracy']:.1%}, lowest {result['lowest_accuracy']:.1%}")
         print(f"results: {lineages.summary_path(profile, experiment.name, seed)}")
     return 0
+
+
+def _train_sources(profile, experiment, quiet: bool, seeds: int) -> int:
+    from . import experiments, lineages
+
+    for seed in range(seeds):
+        result = experiments.compare_sources(profile, experiment.name, seed=seed,
+                                             progress=_line_printer(experiment, quiet))
+        print(f"{experiment.label} ({profile.name} profile, seed {seed}), trained on each mix "
+              f"of sources, tested on {result['tested']}:")
+        for mix, found in result["per_mix"].items():
+            print(f"  {mix} ({found['fit_notes']} notes): {_accuracy_line(found)}")
+        print(f"results: {lineages.sources_summary_path(profile, experiment.name, seed)}")
+    return 0
+
+
+def _line_printer(experiment, quiet: bool):
+    """Progress lines of a long run, each named by its experiment (None when quiet)."""
+    return None if quiet else lambda line: print(f"{experiment.name}: {line}", flush=True)
+
+
+def _accuracy_line(found: dict) -> str:
+    low, high = found["accuracy_ci95"]
+    return (f"accuracy {found['accuracy']:.1%} (95% interval over instruments "
+            f"{low:.1%}-{high:.1%})")
 
 
 def _app(args) -> int:
@@ -461,9 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--profile", help="whose results file (default: $INSTCLF_PROFILE)")
     results.add_argument("--file", help="a results JSON (default: the profile's, figures/results.json)")
     results.add_argument("--readme", help="rewrite this README's generated blocks (results, "
-                         "notebooks, benchmarks, comparisons, lineages) from the files")
+                         "notebooks, benchmarks, comparisons, lineages, sources) from the files")
     results.add_argument("--lineages", action="store_true", help="gather the profile's "
                          "leave-one-lineage-out results into figures/lineages.json (make "
+                         "experiments)")
+    results.add_argument("--sources", action="store_true", help="gather the profile's "
+                         "comparison of training sources into figures/sources.json (make "
                          "experiments)")
     results.add_argument("--comparisons", action="store_true", help="gather the profile's "
                          "results over seeds (instclf train NAME --seeds N) into its figures "
@@ -477,10 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", help=f"{PROFILE_NAMES} (default: $INSTCLF_PROFILE)")
     train.add_argument("--lineages", action="store_true", help="leave-one-lineage-out: train "
                        "the recipe once per lineage without it, test on it (make experiments)")
+    train.add_argument("--sources", action="store_true", help="train the recipe on each mix of "
+                       "sources at equal size, without the real instruments, and test it on "
+                       "them (make experiments)")
     train.add_argument("--seeds", type=int, default=1, metavar="N",
                        help="train from seeds 0 to N-1 (default: 1), each seed's results "
                        "recorded for instclf results --comparisons; with --lineages, the "
-                       "folds")
+                       "folds; with --sources, the mixes")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no line per stage")
     train.set_defaults(handler=_train)
     page = commands.add_parser("app", help="serve the upload page in the browser (make app)",

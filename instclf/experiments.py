@@ -272,6 +272,24 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int 
     return result
 
 
+def compare_sources(profile: Profile, name: str, progress=None, seed: int = 0) -> dict:
+    """The experiment's recipe trained on each mix of sources at equal size, tested on the
+    real instruments it never heard, from ``seed``, its results recorded (``instclf train
+    NAME --sources``, notebook 04); see :func:`instclf.lineages.compare_sources`."""
+    from . import lineages
+
+    experiment = get_experiment(name)
+    ensure_available(experiment)
+    if experiment.members or experiment.augmentation is not None or experiment.max_unfrozen_blocks == 0:
+        raise InstclfError(f"experiment {name} is not a recipe the folds train (one network, "
+                           "one block unfrozen, without augmentation); choose another")
+    result = lineages.compare_sources(profile, experiment.backbone, head=experiment.head,
+                                      seed=seed, progress=progress)
+    lineages.write_summary(profile, name, result,
+                           lineages.sources_summary_path(profile, name, seed))
+    return result
+
+
 def best_model(profile: Profile, progress=None):
     """The model the later notebooks, ``instclf predict`` and the web page use (05 to 07):
     :func:`instclf.models.best_model_path`, or, when the profile has no trained model yet,

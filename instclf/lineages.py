@@ -10,12 +10,17 @@ bottom is computed once, not once per fold. Every fold gets the same schedule
 
 The mean over lineages is the headline of notebook 05 and the README; the profile's best
 model is the one whose recipe has the best mean (:func:`instclf.models.best_model_path`).
+
+The same folds answer which sources teach families best (notebook 04,
+:func:`compare_sources`): the fold without the real instruments, its training notes cut to
+one choice of sources at a time (:data:`TRAINING_MIXES`), every choice drawn down to the
+same number of notes, each tested on the real instruments it never heard.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,8 @@ from . import backbones, evaluate, features, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import FAMILIES, InstclfError
 from .profiles import Profile
+from .sources.recorded import Recorded
+from .sources.samples import SampleLibrary
 
 FOLD_SCHEDULE = train.Schedule(max_unfrozen_blocks=1, head_epochs=12, stage_epochs=6,
                                patience=2)
@@ -135,21 +142,36 @@ def leave_one_lineage_out(profile: Profile, backbone_name: str, progress=None,
     schedule = replace(schedule, seed=profile.seed + seed, batch_size=profile.batch_size)
     per_lineage, tables = {}, []
     for lineage, fold in folds(profile, everything).items():
-        trained = train.trained_model(profile, backbone_name, data=fold, progress=progress,
-                                      schedule=schedule, models_dir=fold_dir(profile, lineage),
-                                      head=head)
-        table = test_predictions(trained, backbone, fold["test"],
-                                 train.profile_cache_dir(profile)).assign(lineage=lineage)
-        per_lineage[lineage] = {**fold_results(table, profile.seed),
-                                "fit_notes": len(fold["fit"]), "model": str(trained.path)}
-        tables.append(table)
+        path, table = _trained_and_tested(profile, backbone, fold, fold["test"], schedule,
+                                          fold_dir(profile, lineage), head, progress)
+        tables.append(table.assign(lineage=lineage))
+        per_lineage[lineage] = {**fold_results(tables[-1], profile.seed),
+                                "fit_notes": len(fold["fit"]), "model": str(path)}
         if progress:
             progress(f"without {lineage}: {per_lineage[lineage]['accuracy']:.1%} on its "
                      f"{len(table)} notes")
-    accuracies = [r["accuracy"] for r in per_lineage.values()]
+    return _results(profile, backbone_name, head, schedule, seed, "lineage", per_lineage, tables)
+
+
+def _trained_and_tested(profile: Profile, backbone: backbones.Backbone, data: dict,
+                        test: train.Data, schedule: train.Schedule, models_dir: Path,
+                        head: str, progress) -> tuple[Path, pd.DataFrame]:
+    """The recipe trained (or loaded) on ``data``'s ``fit`` and ``valid``: its file and its
+    predictions table on ``test``."""
+    trained = train.trained_model(profile, backbone.name, data=data, progress=progress,
+                                  schedule=schedule, models_dir=models_dir, head=head)
+    return trained.path, test_predictions(trained, backbone, test,
+                                          train.profile_cache_dir(profile))
+
+
+def _results(profile: Profile, backbone_name: str, head: str, schedule: train.Schedule,
+             seed: int, per: str, found: dict, tables: list[pd.DataFrame], **extra) -> dict:
+    """One run's results: per lineage (or mix) ``found``, their mean and lowest accuracy,
+    and every predictions table."""
+    accuracies = [r["accuracy"] for r in found.values()]
     return {"backbone": backbone_name, "head": head, "schedule": schedule.__dict__,
-            "profile": profile.name, "seed": seed,
-            "per_lineage": per_lineage, "mean_accuracy": float(np.mean(accuracies)),
+            "profile": profile.name, "seed": seed, **extra,
+            f"per_{per}": found, "mean_accuracy": float(np.mean(accuracies)),
             "lowest_accuracy": float(np.min(accuracies)),
             "predictions": pd.concat(tables, ignore_index=True)}
 
@@ -200,9 +222,11 @@ def summary_path(profile: Profile, experiment: str, seed: int = 0) -> Path:
     return train.lineage_results_dir(profile) / f"{experiment}-seed{seed}.json"
 
 
-def write_summary(profile: Profile, experiment: str, result: dict) -> Path:
-    """The results without the predictions as JSON, the predictions as CSV beside them."""
-    path = summary_path(profile, experiment, result.get("seed", 0))
+def write_summary(profile: Profile, experiment: str, result: dict,
+                  path: Path | None = None) -> Path:
+    """The results without the predictions as JSON (at ``path``, default
+    :func:`summary_path`), the predictions as CSV beside them."""
+    path = path or summary_path(profile, experiment, result.get("seed", 0))
     storage.write_json(path, {"experiment": experiment,
                               **{k: v for k, v in result.items() if k != "predictions"}})
     with storage.atomic_path(path.with_suffix(".csv")) as tmp:
@@ -211,20 +235,112 @@ def write_summary(profile: Profile, experiment: str, result: dict) -> Path:
 
 
 
-def over_seeds(runs: list[tuple[dict, pd.DataFrame]], seed: int = 0) -> dict:
+def over_seeds(runs: list[tuple[dict, pd.DataFrame]], seed: int = 0,
+               per: str = "lineage") -> dict:
     """One recipe's results over its seeds, from each seed's summary and predictions table:
-    per lineage the accuracy of all seeds' predictions together (the mean over seeds) with
-    its bootstrap interval over dry instruments, and each seed's accuracy; the mean over
-    lineages with each seed's mean (their spread) (``instclf results --lineages``)."""
-    first = runs[0][0]
-    per_lineage = {}
-    for lineage in first["per_lineage"]:
-        pooled = pd.concat([table[table["lineage"] == lineage] for _, table in runs])
-        per_lineage[lineage] = {
-            **fold_results(pooled, seed),
-            "seeds": {str(s["seed"]): s["per_lineage"][lineage]["accuracy"] for s, _ in runs}}
+    per lineage (``per="mix"``: per training mix of :func:`compare_sources`) the accuracy of
+    all seeds' predictions together (the mean over seeds) with its bootstrap interval over dry
+    instruments, and each seed's accuracy; the mean over them with each seed's mean (their
+    spread) (``instclf results --lineages`` and ``--sources``)."""
+    first, key = runs[0][0], f"per_{per}"
+    found = {}
+    for name in first[key]:
+        pooled = pd.concat([table[table[per] == name] for _, table in runs])
+        found[name] = {**fold_results(pooled, seed),
+                       "seeds": {str(s["seed"]): s[key][name]["accuracy"] for s, _ in runs}}
     return {**{k: first[k] for k in ("experiment", "backbone", "head", "schedule", "profile")},
-            "seeds": sorted(s["seed"] for s, _ in runs), "per_lineage": per_lineage,
-            "mean_accuracy": float(np.mean([f["accuracy"] for f in per_lineage.values()])),
-            "lowest_accuracy": float(min(f["accuracy"] for f in per_lineage.values())),
+            "seeds": sorted(s["seed"] for s, _ in runs), key: found,
+            "mean_accuracy": float(np.mean([f["accuracy"] for f in found.values()])),
+            "lowest_accuracy": float(min(f["accuracy"] for f in found.values())),
             "seed_means": {str(s["seed"]): s["mean_accuracy"] for s, _ in runs}}
+
+
+# --- which sources teach families: notebook 04's comparison at equal size ------------------
+
+@dataclass(frozen=True)
+class TrainingMix:
+    """One choice of training notes: those whose sound comes from a source of one of
+    ``kinds`` (None: every kind), with their recorded copies or without."""
+
+    name: str
+    kinds: tuple[str, ...] | None = None
+    recorded: bool = True
+
+    def holds(self, kinds: pd.Series, recorded: pd.Series) -> np.ndarray:
+        """Which notes (their dry source's kind, recorded copy or not) the mix keeps."""
+        keep = np.ones(len(kinds), bool) if self.kinds is None else kinds.isin(self.kinds).to_numpy()
+        return keep if self.recorded else keep & ~recorded.to_numpy(bool)
+
+
+TRAINING_MIXES = (
+    TrainingMix("the soundfonts", ("soundfonts",)),
+    TrainingMix("the synthesis engines", ("csound", "faust", "pyo")),
+    TrainingMix("every lineage"),
+    TrainingMix("every lineage, dry notes only", recorded=False),
+)
+
+
+def origins(profile: Profile) -> dict[str, tuple[str, bool]]:
+    """For each source of the profile, by name: the kind of source its sound comes from (a
+    recorded copy's: its dry source's) and whether its notes are recorded copies."""
+    return {s.name: (s.of.kind, True) if isinstance(s, Recorded) else (s.kind, False)
+            for s in profile.sources}
+
+
+def mix_rows(notes: pd.DataFrame, found: dict[str, tuple[str, bool]],
+             mixes: tuple[TrainingMix, ...], seed: int) -> dict[str, np.ndarray]:
+    """Per mix, the rows of ``notes`` (with ``origin``) it trains on, every mix drawn down
+    (at random from ``seed``, without replacement) to the size of the smallest."""
+    kinds = notes["origin"].map(lambda o: found[o][0])
+    recorded = notes["origin"].map(lambda o: found[o][1])
+    rows = {mix.name: np.flatnonzero(mix.holds(kinds, recorded)) for mix in mixes}
+    empty = [name for name, r in rows.items() if not len(r)]
+    if empty:
+        raise InstclfError(f"no notes for {', '.join(empty)} in this profile's training notes")
+    size = min(len(r) for r in rows.values())
+    return {name: np.sort(subsets.stable_rng(seed, "mix", name).choice(r, size, replace=False))
+            for name, r in rows.items()}
+
+
+def compare_sources(profile: Profile, backbone_name: str, head: str = "average",
+                    seed: int = 0, mixes: tuple[TrainingMix, ...] = TRAINING_MIXES,
+                    tested: str = SampleLibrary.kind, schedule: train.Schedule = FOLD_SCHEDULE,
+                    progress=None) -> dict:
+    """Train the recipe on each mix of sources (:func:`mix_rows`: the fold without the
+    ``tested`` lineage, at equal size) and test it on every note of that lineage; returns
+    per mix its results (notebook 04, ``instclf train NAME --sources``). Trained mixes are
+    loaded from disk."""
+    backbone = backbones.get_backbone(backbone_name)
+    everything = pool(profile, backbone.front_end, progress=progress is not None)
+    all_folds = folds(profile, everything)
+    if tested not in all_folds:
+        raise InstclfError(f"profile {profile.name} has no lineage {tested}")
+    fold = all_folds[tested]
+    schedule = replace(schedule, seed=profile.seed + seed, batch_size=profile.batch_size)
+    chosen = {name: mix_rows(fold[name].notes, origins(profile), mixes, profile.seed + seed)
+              for name in ("fit", "valid")}
+    per_mix, tables = {}, []
+    for mix in mixes:
+        data = {name: _subset(everything, fold[name].X.rows[chosen[name][mix.name]])
+                for name in ("fit", "valid")}
+        path, table = _trained_and_tested(profile, backbone, data, fold["test"], schedule,
+                                          fold_dir(profile, tested), head, progress)
+        tables.append(table.assign(lineage=tested, mix=mix.name))
+        per_mix[mix.name] = {**fold_results(tables[-1], profile.seed),
+                             "fit_notes": len(data["fit"]), "valid_notes": len(data["valid"]),
+                             "lineages": lineage_names(data["fit"].notes), "model": str(path)}
+        if progress:
+            progress(f"{mix.name}: {per_mix[mix.name]['accuracy']:.1%} on the {len(table)} "
+                     f"notes of {tested}")
+    return _results(profile, backbone_name, head, schedule, seed, "mix", per_mix, tables,
+                    tested=tested)
+
+
+def sources_results_dir(profile: Profile) -> Path:
+    """Where the comparisons of sources of each experiment are kept."""
+    return profile.models_dir / "sources"
+
+
+def sources_summary_path(profile: Profile, experiment: str, seed: int = 0) -> Path:
+    """Where an experiment's comparison of sources of one seed is kept."""
+    return sources_results_dir(profile) / f"{experiment}-seed{seed}.json"

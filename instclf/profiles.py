@@ -87,12 +87,13 @@ DEFAULT_SOUNDFONTS = SoundfontRender(name="embedded-default", soundfonts=ALL_SOU
 
 
 def every_lineage(name: str, soundfont_notes: int, drawn_instruments: int, drawn_notes: int,
-                  sample_notes: int, notes_share: float,
+                  sample_notes: int | None, notes_share: float,
                   soundfonts: tuple[str, ...] = ALL_SOUNDFONTS,
                   soundfont_instruments: int | None = None,
                   velocities: tuple[int, ...] | None = None) -> tuple[Source, ...]:
     """The five soundfonts, the Csound, Faust and pyo lineages (``drawn_instruments`` per
-    family, ``drawn_notes`` notes each), the sampled real instruments (``sample_notes`` each),
+    family, ``drawn_notes`` notes each), the sampled real instruments (``sample_notes`` each;
+    None: every playable pitch),
     and ``notes_share`` of every one of them through the recording chain: the sources of the
     default and smoke profiles (issue 12), each named ``<kind>-<name>`` (its folder
     ``nsynth-<kind>-<name>``)."""
@@ -128,7 +129,7 @@ PROFILES = {
     "default": Profile(name="default",
                        sources=every_lineage("mixed", soundfont_notes=8,
                                              drawn_instruments=8, drawn_notes=10,
-                                             sample_notes=24, notes_share=0.2),
+                                             sample_notes=None, notes_share=0.2),
                        comparisons_in_report=True),
     # The default profile until 2026-11-30: the five soundfonts alone (figures/comparisons.json
     # was measured on it; notebook 04's source comparison).

@@ -254,6 +254,66 @@ def lineages_markdown(results: dict) -> str:
         "the 95% interval of a bootstrap over instruments, and the lowest and highest seed."])
 
 
+SOURCES_FILE = "sources.json"  # in figures/: the last comparison of training sources
+
+
+def source_results(profile: Profile) -> dict:
+    """Every comparison of training sources recorded for the profile (``instclf train NAME
+    --sources``), over its seeds, with the date and the machine (``instclf results
+    --sources``)."""
+    from datetime import date
+
+    from . import lineages
+
+    runs = read_summaries(lineages.sources_results_dir(profile))
+    if not runs:
+        raise InstclfError(f"no comparison of sources for profile {profile.name}; run "
+                           f"INSTCLF_PROFILE={profile.name} instclf train NAME --sources "
+                           "(or make experiments)")
+    found = {name: {**lineages.over_seeds(seeds, profile.seed, per="mix"),
+                    "tested": seeds[0][0]["tested"],
+                    "fit_notes": {mix: r["fit_notes"] for mix, r in seeds[0][0]["per_mix"].items()},
+                    "lineages": {mix: r["lineages"] for mix, r in seeds[0][0]["per_mix"].items()}}
+             for name, seeds in runs.items()}
+    return {"profile": profile.name, "date": date.today().isoformat(),
+            "environment": environment(), "experiments": found}
+
+
+def sources_frame(results: dict) -> pd.DataFrame:
+    """The comparison of sources (``figures/sources.json``) as one row per (mix, recipe), in
+    the columns of :func:`comparisons_frame` (notebook 04's figure)."""
+    rows = [{"model": mix, "split": experiments.label(name), "accuracy": found["accuracy"],
+             "low": found["accuracy_ci95"][0], "high": found["accuracy_ci95"][1],
+             "seeds": list(found["seeds"].values())}
+            for name, run in results["experiments"].items()
+            for mix, found in run["per_mix"].items()]
+    return pd.DataFrame(rows, columns=["model", "split", "accuracy", "low", "high", "seeds"])
+
+
+def sources_markdown(results: dict) -> str:
+    """The README's comparison of training sources: per mix, the lineages it trains on, its
+    notes, and the accuracy on the real instruments it never heard."""
+    lines = []
+    for name, run in results["experiments"].items():
+        lines += [f"| trained on ({experiments.label(name)}) | lineages | training notes | "
+                  f"accuracy on `{run['tested']}`, never heard |", "|---|---|---:|---:|"]
+        for mix, found in run["per_mix"].items():
+            lines.append(f"| {mix} | {', '.join(run['lineages'][mix])} | "
+                         f"{run['fit_notes'][mix]:,} | {_with_interval(found)}"
+                         f"{_seed_range(found['seeds'])} |")
+    schedule = next(iter(results["experiments"].values()))["schedule"]
+    seeds = sorted({s for run in results["experiments"].values() for s in run["seeds"]})
+    return "\n".join(lines + [
+        "", f"Profile `{results['profile']}`, measured {results['date']} "
+        f"({results['environment'].get('cpus')} CPUs), seeds {', '.join(map(str, seeds))}. "
+        "Every mix leaves the real instruments out, is drawn down to the size of the smallest "
+        f"(its validation notes too), and trains with the folds' schedule (head up to "
+        f"{schedule['head_epochs']} epochs, then {schedule['max_unfrozen_blocks']} block "
+        f"unfrozen up to {schedule['stage_epochs']}); a cell is the accuracy of all seeds' "
+        "predictions together, the 95% interval of a bootstrap over instruments, and the "
+        "lowest and highest seed."])
+
+
 # issue 12's aims: the measures the README leads with
 AIMS = {"lineage_mean": 0.70, "lineage_lowest": 0.50, "unseen": 0.85}
 REAL_LINEAGE = SampleLibrary.kind  # the one lineage of real recordings
@@ -493,15 +553,17 @@ def comparisons_markdown(results: dict) -> str:
 
 def readme_blocks(results: dict, notebooks: Path, bench_table: Path | None = None,
                   lineages: Path | None = None, comparisons: Path | None = None,
-                  ) -> dict[str, str]:
+                  sources: Path | None = None) -> dict[str, str]:
     """The README's generated blocks: results, notebook list and (if measured) benchmarks,
-    comparisons over seeds and leave-one-lineage-out results."""
+    comparisons over seeds, leave-one-lineage-out results and the comparison of sources."""
     blocks = {"results": results_markdown(results), "notebooks": notebooks_markdown(notebooks)}
     if lineages is not None and Path(lineages).is_file():
         blocks["lineages"] = lineages_markdown(read_results(Path(lineages)))
         blocks["headline"] = headline_markdown(results, read_results(Path(lineages)))
     if comparisons is not None and Path(comparisons).is_file():
         blocks["comparisons"] = comparisons_markdown(read_results(Path(comparisons)))
+    if sources is not None and Path(sources).is_file():
+        blocks["sources"] = sources_markdown(read_results(Path(sources)))
     if results["dataset"].get("by_family"):
         blocks["dataset"] = dataset_markdown(results)
     if bench_table is not None and Path(bench_table).is_file():

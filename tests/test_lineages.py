@@ -273,3 +273,99 @@ def test_the_recipe_make_reproduce_trains_leads_the_recorded_leave_one_lineage_o
               if not experiments.get_experiment(name).members}
     assert models.BEST_EXPERIMENT == max(single, key=single.get), single
     assert not experiments.get_experiment(models.BEST_EXPERIMENT).members
+
+
+def _mix_notes() -> tuple[pd.DataFrame, dict]:
+    """Twelve training notes of four sources: soundfonts and Csound, dry and recorded."""
+    found = {"sf": ("soundfonts", False), "sf-rec": ("soundfonts", True),
+             "cs": ("csound", False), "cs-rec": ("csound", True)}
+    origin = ["sf"] * 5 + ["sf-rec"] * 2 + ["cs"] * 3 + ["cs-rec"] * 2
+    return pd.DataFrame({"origin": origin, "note_str": [f"n{k}" for k in range(12)]}), found
+
+
+def test_each_mix_keeps_its_sources_and_all_are_drawn_to_one_size():
+    notes, found = _mix_notes()
+    mixes = (lineages.TrainingMix("fonts", ("soundfonts",)),
+             lineages.TrainingMix("engines", ("csound",)),
+             lineages.TrainingMix("all"), lineages.TrainingMix("all dry", recorded=False))
+    rows = lineages.mix_rows(notes, found, mixes, seed=0)
+    assert {name: len(r) for name, r in rows.items()} == dict.fromkeys(rows, 5)  # csound: 5
+    origin = notes["origin"].to_numpy()
+    assert set(origin[rows["fonts"]]) <= {"sf", "sf-rec"}
+    assert set(origin[rows["engines"]]) == {"cs", "cs-rec"}
+    assert set(origin[rows["all dry"]]) <= {"sf", "cs"}
+    assert all((np.diff(r) > 0).all() for r in rows.values()), "sorted, without repeats"
+    again = lineages.mix_rows(notes, found, mixes, seed=0)
+    assert all(np.array_equal(rows[n], again[n]) for n in rows)
+    draws = {tuple(lineages.mix_rows(notes, found, mixes, seed=s)["all"]) for s in range(6)}
+    assert len(draws) > 1, "the seed draws the notes"
+    with pytest.raises(InstclfError, match="no notes for pyo only"):
+        lineages.mix_rows(notes, found, (lineages.TrainingMix("pyo only", ("pyo",)),), seed=0)
+
+
+def test_the_default_mixes_name_kinds_of_the_default_profile():
+    from instclf.profiles import get_profile
+
+    kinds = {kind for kind, _ in lineages.origins(get_profile("default")).values()}
+    for mix in lineages.TRAINING_MIXES:
+        assert mix.kinds is None or set(mix.kinds) <= kinds, mix
+    assert {recorded for _, recorded in lineages.origins(get_profile("default")).values()} == {
+        True, False}
+
+
+def test_comparing_sources_trains_each_mix_without_the_tested_lineage(tiny_profile, everything,
+                                                                      monkeypatch):
+    profile: Profile = replace(tiny_profile, seed=7)
+    mixes = (lineages.TrainingMix("the soundfonts", ("soundfonts",)),
+             lineages.TrainingMix("every lineage"))
+    fits = []
+    original = train.fit_stage
+    monkeypatch.setattr(train, "fit_stage", lambda *a, **k: fits.append(1) or original(*a, **k))
+    result = lineages.compare_sources(profile, "musicnn_vgg", mixes=mixes, tested="sf_GMbank",
+                                      schedule=TINY_FOLDS)
+    # here both mixes hold the same notes (TimGM6mb, no recorded copies): one model of two stages
+    assert len(fits) == 2
+    assert len({found["model"] for found in result["per_mix"].values()}) == 1
+    tested = everything.notes["lineage"] == "sf_GMbank"
+    for mix, found in result["per_mix"].items():
+        table = result["predictions"][result["predictions"]["mix"] == mix]
+        assert sorted(table["note_str"]) == sorted(everything.notes["note_str"][tested])
+        assert found["lineages"] == ["TimGM6mb"]
+        assert found["accuracy"] == pytest.approx(
+            (table["predicted"].astype(str) == table["family"].astype(str)).mean())
+        assert train.Path(found["model"]).parent.parent == lineages.fold_dir(profile, "sf_GMbank")
+    assert len({found["fit_notes"] for found in result["per_mix"].values()}) == 1
+    again = lineages.compare_sources(profile, "musicnn_vgg", mixes=mixes, tested="sf_GMbank",
+                                     schedule=TINY_FOLDS)
+    assert len(fits) == 2, "trained mixes are loaded, not trained again"
+    assert again["per_mix"] == result["per_mix"]
+    lineages.write_summary(profile, "tiny", result, lineages.sources_summary_path(profile, "tiny"))
+    gathered = report.source_results(profile)["experiments"]["tiny"]
+    assert gathered["tested"] == "sf_GMbank" and gathered["seeds"] == [0]
+    assert gathered["lineages"] == {mix.name: ["TimGM6mb"] for mix in mixes}
+    for mix, found in result["per_mix"].items():
+        assert gathered["per_mix"][mix]["accuracy"] == pytest.approx(found["accuracy"])
+        assert gathered["fit_notes"][mix] == found["fit_notes"]
+    with pytest.raises(InstclfError, match="no lineage samples"):
+        lineages.compare_sources(profile, "musicnn_vgg", mixes=mixes, schedule=TINY_FOLDS)
+
+
+def test_the_sources_table_names_each_mix_its_lineages_and_its_notes():
+    found = {"accuracy": 0.5, "accuracy_ci95": [0.4, 0.6], "seeds": {"0": 0.45, "1": 0.55}}
+    results = {"profile": "default", "date": "2026-11-30", "environment": {"cpus": 2},
+               "experiments": {models.BEST_EXPERIMENT: {
+                   "tested": "samples", "seeds": [0, 1], "schedule": lineages.FOLD_SCHEDULE.__dict__,
+                   "per_mix": {"the soundfonts": found}, "fit_notes": {"the soundfonts": 2141},
+                   "lineages": {"the soundfonts": ["OPL3_FM", "TimGM6mb"]}}}}
+    lines = report.sources_markdown(results).splitlines()
+    assert "`samples`, never heard" in lines[0]
+    assert lines[2] == ("| the soundfonts | OPL3_FM, TimGM6mb | 2,141 | 50.0% (40.0%–60.0%) "
+                        "[seeds 45.0%–55.0%] |")
+    frame = report.sources_frame(results)
+    assert list(frame["model"]) == ["the soundfonts"] and frame["seeds"][0] == [0.45, 0.55]
+
+
+def test_make_experiments_compares_sources_with_the_pages_recipe():
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"SOURCES_EXPERIMENT ?= {models.BEST_EXPERIMENT}\n" in makefile
+    assert "--sources --seeds $(SEEDS)" in makefile and "results --sources" in makefile

@@ -118,6 +118,16 @@ def test_a_shifted_sample_sounds_at_its_new_pitch_held_then_released():
     assert np.abs(held).max() > 0.1 and not np.any(y48[fade_end:])
 
 
+def test_a_sample_starts_where_its_sound_does_not_at_the_mp3_delay():
+    rng = np.random.default_rng(0)
+    y = tone(60, seconds=1.0).astype(np.float32)
+    hiss = 1e-6 * rng.standard_normal(200).astype(np.float32)  # -110 dB: below the threshold
+    padded = np.concatenate([np.zeros(1000, np.float32), hiss, y])
+    assert samples.lead_in(padded) - 1200 == samples.lead_in(y) <= 1
+    np.testing.assert_allclose(samples.play_sample(padded, RATE, 0),
+                               samples.play_sample(y, RATE, 0), atol=1e-6)
+
+
 def test_install_checks_the_published_sha1_and_keeps_nothing_else(served, tmp_path,
                                                                   monkeypatch):
     folder, packages = served
@@ -161,6 +171,8 @@ def test_tiny_render_is_nsynth_with_held_out_strings(rendered):
         assert rate == 16_000 and len(y) == 64_000
         low, high = render.PEAK_RANGE
         assert low - 1e-3 <= np.abs(y).max() <= high + 1e-3
+        # the MP3 encoder's delay is dropped: sound within 40 dB of the peak in the first 5 ms
+        assert np.abs(y[:80]).max() > 0.01 * np.abs(y).max(), note.note_str
 
 
 def test_the_same_render_again_and_resumed(rendered, tmp_path):

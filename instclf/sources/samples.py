@@ -49,7 +49,11 @@ FETCH_HINT = "instclf data samples (make does it)"
 MAX_SHIFT = 2  # semitones a sample is played away from its own pitch
 FADE_SECONDS = 0.25  # the fade after the held part (the recordings sustain longer)
 FIRST_INDEX = 5000  # instrument_str numbers 5000-5999 of each family belong to this source
-SAMPLES_VERSION = 1  # bump when a change to this module changes the rendered bytes
+SAMPLES_VERSION = 2  # bump when a change to this module changes the rendered bytes
+# A sample starts at its first sample above this, relative to its peak: the MP3 encoder's
+# delay and the near-silent lead-in before the attack (6 to 35 ms) are dropped, so a note
+# starts with its sound as every rendered note does (and as predict.find_onset cuts an upload)
+LEAD_IN_DB = -90.0
 INSTRUMENT_KEYS = ("package", "version", "program", "family", "source", "instrument")
 SAMPLE_NAME = re.compile(r"^package/(?P<letter>[A-G])(?P<sharp>s?)(?P<octave>-?\d)\.mp3$")
 LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -180,13 +184,20 @@ def _decoded(tarball: str, member: str) -> tuple[np.ndarray, int]:
     return y.mean(axis=1), rate
 
 
+def lead_in(y: np.ndarray) -> int:
+    """Samples before the first one within :data:`LEAD_IN_DB` of the peak."""
+    loud = np.abs(y) > np.abs(y).max() * 10 ** (LEAD_IN_DB / 20)
+    return int(np.argmax(loud))
+
+
 def play_sample(y: np.ndarray, rate: int, shift: int) -> np.ndarray:
-    """A 48 kHz note from a sample recorded at ``rate``, ``shift`` semitones higher (played
-    faster, as a sampler does): held :data:`render.HOLD_SECONDS`, then faded out over
+    """A 48 kHz note from a sample recorded at ``rate`` (from the end of its lead-in,
+    :func:`lead_in`), ``shift`` semitones higher (played faster, as a sampler does): held :data:`render.HOLD_SECONDS`, then faded out over
     :data:`FADE_SECONDS`, silent to the end of the note."""
     import librosa  # what render's workers need only for this source
 
     played_rate = rate * 2 ** (shift / 12)
+    y = y[lead_in(y):]
     y48 = librosa.resample(y.astype(np.float64), orig_sr=played_rate,
                            target_sr=render.RENDER_RATE, res_type="soxr_hq")
     seconds = render.HOLD_SECONDS + render.RELEASE_SECONDS
