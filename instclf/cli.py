@@ -250,18 +250,15 @@ def _results(args) -> int:
     from . import report
 
     profile = profiles.get_profile(args.profile)
-    if args.lineages:
-        path = config.PROJECT_ROOT / "figures" / report.LINEAGES_FILE
-        storage.write_json(path, report.lineage_results(profile))
-        print(report.lineages_markdown(report.read_results(path)))
-        print(f"written: {path}")
-        return 0
-    if args.sources:
-        path = config.PROJECT_ROOT / "figures" / report.SOURCES_FILE
-        storage.write_json(path, report.source_results(profile))
-        print(report.sources_markdown(report.read_results(path)))
-        print(f"written: {path}")
-        return 0
+    gathered = {"lineages": (report.LINEAGES_FILE, report.lineage_results, report.lineages_markdown),
+                "sources": (report.SOURCES_FILE, report.source_results, report.sources_markdown)}
+    for flag, (name, gather, markdown) in gathered.items():
+        if getattr(args, flag):
+            path = config.PROJECT_ROOT / "figures" / name
+            storage.write_json(path, gather(profile))
+            print(markdown(report.read_results(path)))
+            print(f"written: {path}")
+            return 0
     if args.comparisons:
         path = report.comparisons_path(profile)
         storage.write_json(path, report.comparison_results(profile))
