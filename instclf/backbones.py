@@ -268,6 +268,29 @@ def build_classifier(backbone: Backbone, n_classes: int = len(FAMILIES),
                             name=f"{backbone.name}_classifier")
 
 
+STATISTICS_BLOCKS = 3  # the top blocks whose statistics notebook 05's frozen heads also read
+
+
+def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
+                      blocks: int = STATISTICS_BLOCKS) -> tuple[keras.Model, int]:
+    """One frozen pass, two embeddings per note (notebook 05, :func:`instclf.evaluate.
+    backbone_embeddings`): the head's pooled input (the top block, pooled as ``model``'s head
+    pools it), then the mean and maximum over time and frequency of each of the top ``blocks``
+    blocks' outputs, side by side in one vector. Returns the model and where the second part
+    begins."""
+    if not 1 <= blocks <= len(backbone.blocks):
+        raise InstclfError(f"{backbone.name} has {len(backbone.blocks)} blocks, not {blocks}")
+    ends = {names[-1] for names in backbone.blocks[-blocks:]}
+    x = inputs = keras.Input(model.input_shape[1:])
+    statistics = []
+    for layer in model.layers[:block_start(model, backbone, 0) + 1]:  # through the pooling
+        x = layer(x)
+        if layer.name in ends:
+            axes = tuple(range(1, len(x.shape) - 1))
+            statistics += [keras.ops.mean(x, axis=axes), keras.ops.max(x, axis=axes)]
+    return keras.Model(inputs, keras.ops.concatenate([x, *statistics], axis=-1)), x.shape[-1]
+
+
 def block_start(model: keras.Sequential, backbone: Backbone, unfrozen_blocks: int) -> int:
     """Index in ``model.layers`` of the first trainable layer with the top k blocks unfrozen:
     the first layer the backbone declares for block ``n - k + 1`` of its n blocks.

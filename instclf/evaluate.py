@@ -334,46 +334,62 @@ def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
 
 # --- unseen sound sources: leave one lineage out, head only (notebook 05) ----------------------
 
-def backbone_embeddings(profile, backbone_name: str, data: dict,
-                        progress=None) -> tuple[np.ndarray, pd.DataFrame]:
-    """The pretrained backbone's pooled output for every note of ``data``, cached on disk.
+def backbone_embeddings(profile, backbone_name: str, data: dict, progress=None,
+                        statistics: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+    """The pretrained backbone's pooled output for every note of ``data``, cached on disk;
+    with ``statistics``, the mean and maximum of each of its top blocks' outputs instead
+    (:data:`instclf.backbones.STATISTICS_BLOCKS`).
 
     What the head sees when the whole backbone is frozen; rows follow the notes of the
-    selections in ``data``'s order (returned as one table). ``progress`` (e.g. ``print``)
-    says when they come from the cache, and a bar shows the frozen pass otherwise.
+    selections in ``data``'s order (returned as one table). Both come from one frozen pass
+    and one cache file (:func:`instclf.backbones.frozen_embeddings`). ``progress`` (e.g.
+    ``print``) says when they come from the cache, and a bar shows the frozen pass otherwise.
     """
-    from . import backbones, storage, train
+    from . import backbones, storage
+    from .activations import predict_in_chunks
 
     notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
     backbone = backbones.get_backbone(backbone_name)
+    model = backbones.build_classifier(backbone)
+    extract, split = backbones.frozen_embeddings(model, backbone)
     key = storage.content_key("embeddings", backbone.name, backbone.weights,
-                              [d.key for d in data.values()])
+                              backbones.STATISTICS_BLOCKS, [d.key for d in data.values()])
     path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npy"
     found = _readable(np.load, path) if path.is_file() else None
     if found is not None and found.shape[0] == len(notes):
         if progress:
             progress(f"embeddings of {len(notes):,} notes loaded from cache ({path.name})")
-        return found, notes
-    model = backbones.build_classifier(backbone)
-    stop = backbones.block_start(model, backbone, 0) + 1  # through the global pooling
-    X = np.concatenate([train.activations(model, d.X, 0, stop, progress=progress is not None)
-                        for d in data.values()])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, X)
-    return X, notes
+    else:
+        found = np.concatenate([predict_in_chunks(extract, d.X, progress=progress is not None)
+                                for d in data.values()])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with storage.atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, found)
+    return (found[:, split:] if statistics else found[:, :split]), notes
+
+
+HEAD_ON_EMBEDDINGS_VERSION = 2  # bump when head_on_embeddings changes what it learns
 
 
 def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
                        profile, seed: int = 0):
-    """A fresh softmax head (dropout, dense) trained on the rows ``fit``, stopped on ``valid``."""
+    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
+    stopped on ``valid``.
+
+    The standardisation learns each column's mean and deviation from the ``fit`` rows alone:
+    pooled statistics of several blocks differ in scale by orders of magnitude, and on the
+    default profile's statistics of the top three blocks it was worth 3 points leave one
+    lineage out (48.4% against 45.6%, 2026-12-01).
+    """
     import keras
 
     from . import backbones, train
 
     keras.utils.set_random_seed(seed)
-    head = keras.Sequential([keras.Input(E.shape[1:]),
+    standardise = keras.layers.Normalization()
+    standardise.adapt(np.asarray(E[fit], dtype=np.float32))
+    head = keras.Sequential([keras.Input(E.shape[1:]), standardise,
                              keras.layers.Dropout(backbones.HEAD_DROPOUT),
                              keras.layers.Dense(len(FAMILIES), activation="softmax")])
     schedule = train.schedule_for(profile)
@@ -395,7 +411,8 @@ def cached_leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
     key = storage.content_key(
         "unseen-lineages", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
         hashlib.sha1("\n".join(notes["note_str"] + notes["lineage"].astype(str)).encode()).hexdigest(),
-        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed])[:12]
+        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
+        HEAD_ON_EMBEDDINGS_VERSION)[:12]
     folder = profile.cache_dir / "unseen-sources" / profile.name
     per_lineage_path, tables_path = folder / f"{key}-per-lineage.csv", folder / f"{key}-notes.csv"
     if per_lineage_path.is_file() and tables_path.is_file():

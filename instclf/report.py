@@ -108,6 +108,15 @@ def _with_interval(summary: dict) -> str:
     return f"{summary['accuracy']:.1%} ({low:.1%}–{high:.1%})"
 
 
+def _head_only(measured: dict) -> str:
+    """A head-only leave-one-lineage-out measure of the results file, as the rest of a sentence."""
+    worst = min(measured["per_lineage"], key=lambda row: row["accuracy"])
+    return (f"mean {measured['mean_accuracy']:.1%} over {len(measured['per_lineage'])} lineages; "
+            f"unseen instruments in the same setting: "
+            f"{measured['unseen_instruments_same_setting']:.1%}; hardest lineage: "
+            f"{worst['lineage']} ({worst['accuracy']:.1%}).")
+
+
 def findings(results: dict) -> list[str]:
     """The results file's headline measurements of the best model as sentences (the README's
     list under the table); the comparisons between recipes are :func:`comparisons_markdown`'s.
@@ -118,12 +127,12 @@ def findings(results: dict) -> list[str]:
              f"{unseen:.1%}, a gap of {100 * (seen - unseen):.1f} points (the study: 92% and 72%)."]
     sources = results.get("unseen_sources")
     if sources:
-        worst = min(sources["per_lineage"], key=lambda row: row["accuracy"])
         lines.append(f"Unseen sound sources on this profile (leave one lineage out, head only on "
-                     f"the frozen {sources['backbone']}): mean {sources['mean_accuracy']:.1%} over "
-                     f"{len(sources['per_lineage'])} lineages; unseen instruments in the same "
-                     f"setting: {sources['unseen_instruments_same_setting']:.1%}; hardest "
-                     f"lineage: {worst['lineage']} ({worst['accuracy']:.1%}).")
+                     f"the frozen {sources['backbone']}): " + _head_only(sources))
+        if "block_statistics" in sources:
+            blocks = sources["block_statistics"]
+            lines.append(f"The same head on the mean and maximum of the top {blocks['blocks']} "
+                         "blocks instead: " + _head_only(blocks))
     calibration = results.get("calibration")
     if calibration and "mean_confidence" in calibration:
         lines.append(f"Calibration ({label(calibration['model'])}, {calibration['split']}): mean "

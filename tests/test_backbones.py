@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from instclf import backbones, features, musicnn_arch
+from instclf import activations, backbones, features, musicnn_arch
 from instclf.config import FAMILIES, InstclfError
 
 STEMS = {  # the layers below the first block: frozen with it, never a block of their own
@@ -79,3 +79,32 @@ def test_scratch_cnn_takes_its_front_end():
     assert model.get_layer("expand").output.shape[1:] == (*features.STUDY.shape, 1)
     out = model.predict(np.zeros((2, *features.STUDY.shape), "float32"), verbose=0)
     assert out.shape == (2, len(FAMILIES))
+
+
+@pytest.mark.parametrize("name", ["musicnn_vgg_msd_whole", "musicnn_msd", "scratch_cnn"])
+def test_frozen_embeddings_are_the_heads_input_then_each_top_blocks_mean_and_max(built, name):
+    backbone, model = built[name]
+    blocks = min(backbones.STATISTICS_BLOCKS, len(backbone.blocks))
+    extract, split = backbones.frozen_embeddings(model, backbone, blocks)
+    X = np.random.default_rng(0).normal(size=(3, *backbone.front_end.shape)).astype(np.float32)
+    E = extract.predict(X, verbose=0)
+    names = [layer.name for layer in model.layers]
+    head_input = backbones.block_start(model, backbone, 0) + 1  # through the head's pooling
+    np.testing.assert_allclose(E[:, :split], _through(model, X, head_input), rtol=1e-4, atol=1e-5)
+    expected = []
+    for block in backbone.blocks[-blocks:]:
+        out = _through(model, X, names.index(block[-1]) + 1)
+        axes = tuple(range(1, out.ndim - 1))
+        expected += [out.mean(axis=axes), out.max(axis=axes)]
+    np.testing.assert_allclose(E[:, split:], np.concatenate(expected, axis=1), rtol=1e-4,
+                               atol=1e-5)
+
+
+def _through(model, X, stop):
+    return activations.activations(model, X, 0, stop)
+
+
+def test_frozen_embeddings_refuse_more_blocks_than_the_backbone_has(built):
+    backbone, model = built["scratch_cnn"]
+    with pytest.raises(InstclfError, match="blocks"):
+        backbones.frozen_embeddings(model, backbone, len(backbone.blocks) + 1)

@@ -195,6 +195,22 @@ def test_leave_one_lineage_out_trains_without_the_left_out_lineage(monkeypatch, 
     assert (per_lineage.accuracy == 1).all()
 
 
+def test_the_frozen_head_standardises_each_column_from_its_fitted_rows_only(tmp_path):
+    # two columns a thousandfold apart in scale; the rows left out of fit are far off, so
+    # statistics that saw them would differ
+    rng = np.random.default_rng(0)
+    E = rng.normal(0, 1, (60, 2)).astype(np.float32) * np.float32([1, 1000])
+    y = np.arange(60) % 2
+    fit, valid = np.arange(60) < 40, (np.arange(60) >= 40) & (np.arange(60) < 50)
+    E[50:] += 1e5
+    profile = replace(PROFILE, data_dir=tmp_path, head_epochs=1, patience=1)
+    head = evaluate.head_on_embeddings(E, y, fit, valid, profile)
+    standardise = head.layers[0]
+    np.testing.assert_allclose(np.ravel(standardise.mean), E[fit].mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(np.ravel(standardise.variance), E[fit].var(axis=0), rtol=1e-3)
+    assert head.predict(E[:5], verbose=0).shape == (5, len(FAMILIES))
+
+
 def _instruments_table(right_per_instrument, notes=4):
     """Four notes of each instrument, the first ``right`` of them predicted right."""
     return _table([(f"inst{i}", "bass", "bass" if k < right else "guitar", 0.8)

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "figures" / "results.json"
 LINEAGES = ROOT / "figures" / report.LINEAGES_FILE
+SOURCES = ROOT / "figures" / report.SOURCES_FILE
 COMPARISONS = ROOT / "figures" / report.COMPARISONS_FILE
 BENCH_TABLE = ROOT / "benchmarks" / "results" / "table.md"
 
@@ -80,6 +81,16 @@ def test_findings_are_computed_from_the_results(results):
     assert "mean 50.0% over 5 lineages" in lines[1] and "hardest lineage: sf0 (40.0%)" in lines[1]
 
 
+def test_findings_add_the_top_blocks_statistics_when_measured(results):
+    results["unseen_sources"]["block_statistics"] = {
+        "blocks": 3, "mean_accuracy": 0.612, "unseen_instruments_same_setting": 0.5,
+        "per_lineage": [{"lineage": f"sf{k}", "accuracy": 0.7 - k / 20} for k in range(5)]}
+    lines = report.findings(results)
+    assert lines[2] == ("The same head on the mean and maximum of the top 3 blocks instead: mean "
+                        "61.2% over 5 lineages; unseen instruments in the same setting: 50.0%; "
+                        "hardest lineage: sf4 (50.0%).")
+
+
 def test_findings_leave_the_comparisons_to_the_comparisons_file(results):
     lines = report.findings(results)  # the file holds three models and an equal-time entry
     assert len(lines) == 2 and not any("scratch_cnn" in line or "Effect" in line for line in lines)
@@ -123,11 +134,12 @@ def test_the_readme_blocks_are_the_ones_generated_from_the_files():
     results = report.read_results(RESULTS)
     assert results["profile"] == "default"
     text = README.read_text()
-    blocks = report.readme_blocks(results, ROOT / "notebooks", BENCH_TABLE, LINEAGES, COMPARISONS)
-    assert set(blocks) >= {"results", "notebooks", "lineages", "comparisons"}
+    blocks = report.readme_blocks(results, ROOT / "notebooks", BENCH_TABLE, LINEAGES, COMPARISONS,
+                                  SOURCES)
+    assert set(blocks) >= {"results", "notebooks", "lineages", "comparisons", "sources"}
     assert report.replace_blocks(text, blocks) == text, (
-        "README differs from figures/results.json, comparisons.json, lineages.json, the "
-        "notebooks or the benchmark table; "
+        "README differs from figures/results.json, comparisons.json, lineages.json, "
+        "sources.json, the notebooks or the benchmark table; "
         "run: instclf results --readme README.md")
 
 
