@@ -350,23 +350,24 @@ def backbone_embeddings(profile, backbone_name: str, data: dict, progress=None,
 
     notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
     backbone = backbones.get_backbone(backbone_name)
-    model = backbones.build_classifier(backbone)
-    extract, split = backbones.frozen_embeddings(model, backbone)
+    part = "statistics" if statistics else "pooled"
     key = storage.content_key("embeddings", backbone.name, backbone.weights,
                               backbones.STATISTICS_BLOCKS, [d.key for d in data.values()])
-    path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npy"
-    found = _readable(np.load, path) if path.is_file() else None
-    if found is not None and found.shape[0] == len(notes):
+    path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npz"
+    found = _readable(lambda p: dict(np.load(p)), path) if path.is_file() else None
+    if found is not None and len(found[part]) == len(notes):
         if progress:
             progress(f"embeddings of {len(notes):,} notes loaded from cache ({path.name})")
-    else:
-        found = np.concatenate([predict_in_chunks(extract, d.X, progress=progress is not None)
-                                for d in data.values()])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with storage.atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, found)
-    return (found[:, split:] if statistics else found[:, :split]), notes
+        return found[part], notes
+    extract, split = backbones.frozen_embeddings(backbones.build_classifier(backbone), backbone)
+    both = np.concatenate([predict_in_chunks(extract, d.X, progress=progress is not None)
+                           for d in data.values()])
+    found = {"pooled": both[:, :split], "statistics": both[:, split:]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **found)
+    return found[part], notes
 
 
 HEAD_ON_EMBEDDINGS_VERSION = 2  # bump when head_on_embeddings changes what it learns
