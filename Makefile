@@ -135,11 +135,12 @@ reproduce: system browser venv
 # samples), each recipe from SEEDS seeds; their last results go to figures/lineages.json and
 # the README (with the date and the profile).
 LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_msd \
-	ensemble_vgg_statistics_musicnn_msd
+	ensemble_vgg_statistics_musicnn_msd musicnn_vgg_msd_whole_block_statistics \
+	musicnn_vgg_msd_whole_statistics_with_blocks
 LINEAGE_PROFILE ?= default
 SEEDS ?= 3
 # notebook 04's comparison of training sources at equal size (the default profile, tested on
-# the real instruments left out): the page's recipe
+# the real instruments left out): the network the page's recipe fine-tunes
 SOURCES_EXPERIMENT ?= musicnn_vgg_msd_whole_statistics
 experiments: system venv
 	@start=$$(date +%s); \

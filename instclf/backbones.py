@@ -238,11 +238,13 @@ def get_backbone(name: str) -> Backbone:
 @keras.saving.register_keras_serializable(package="instclf")
 class StatisticsPooling2D(keras.layers.Layer):
     """Mean and maximum of every channel over time and frequency, side by side: the
-    statistics pooling head of :data:`HEADS` (``(batch, t, f, c)`` -> ``(batch, 2c)``)."""
+    statistics pooling head of :data:`HEADS` (``(batch, t, f, c)`` -> ``(batch, 2c)``; a
+    ``(batch, t, c)`` map is pooled over time alone)."""
 
     def call(self, x):
-        return keras.ops.concatenate([keras.ops.mean(x, axis=(1, 2)),
-                                      keras.ops.max(x, axis=(1, 2))], axis=-1)
+        axes = tuple(range(1, len(x.shape) - 1))
+        return keras.ops.concatenate([keras.ops.mean(x, axis=axes),
+                                      keras.ops.max(x, axis=axes)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2 * input_shape[-1])
@@ -272,23 +274,45 @@ STATISTICS_BLOCKS = 3  # the top blocks whose statistics notebook 05's frozen he
 
 
 def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
-                      blocks: int = STATISTICS_BLOCKS) -> tuple[keras.Model, int]:
+                      blocks: int = STATISTICS_BLOCKS, pooled: bool = True) -> tuple[keras.Model, int]:
     """One frozen pass, two embeddings per note (notebook 05, :func:`instclf.evaluate.
     backbone_embeddings`): the head's pooled input (the top block, pooled as ``model``'s head
     pools it), then the mean and maximum over time and frequency of each of the top ``blocks``
     blocks' outputs, side by side in one vector. Returns the model and where the second part
-    begins."""
+    begins; without ``pooled``, the statistics alone (where they begin: 0)."""
     if not 1 <= blocks <= len(backbone.blocks):
         raise InstclfError(f"{backbone.name} has {len(backbone.blocks)} blocks, not {blocks}")
-    ends = {names[-1] for names in backbone.blocks[-blocks:]}
-    x = inputs = keras.Input(model.input_shape[1:])
+    ends = [names[-1] for names in backbone.blocks[-blocks:]]
+    x = inputs = keras.Input(model.input_shape[1:], name="features")
     statistics = []
     for layer in model.layers[:block_start(model, backbone, 0) + 1]:  # through the pooling
         x = layer(x)
         if layer.name in ends:
-            axes = tuple(range(1, len(x.shape) - 1))
-            statistics += [keras.ops.mean(x, axis=axes), keras.ops.max(x, axis=axes)]
-    return keras.Model(inputs, keras.ops.concatenate([x, *statistics], axis=-1)), x.shape[-1]
+            statistics.append(StatisticsPooling2D(name=f"{layer.name}_statistics")(x))
+    parts = [x, *statistics] if pooled else statistics
+    joined = keras.layers.Concatenate(name="block_statistics")(parts) if len(parts) > 1 else parts[0]
+    name = f"{backbone.name}_{'embeddings' if pooled else 'block_statistics'}"
+    return keras.Model(inputs, joined, name=name), x.shape[-1] if pooled else 0
+
+
+def block_statistics_classifier(backbone: Backbone, head: keras.Model,
+                                blocks: int = STATISTICS_BLOCKS) -> keras.Model:
+    """The backbone's pretrained layers, frozen, then ``head`` on the mean and maximum of each
+    of its top ``blocks`` blocks (:func:`frozen_embeddings` without the pooled part): one model
+    from features to probabilities, as a head trained on those embeddings sees them
+    (:func:`instclf.embeddings.block_statistics_model`)."""
+    extract, _ = frozen_embeddings(build_classifier(backbone), backbone, blocks, pooled=False)
+    extract.trainable = False
+    inputs = keras.Input(backbone.front_end.shape, name="features")
+    return keras.Model(inputs, head(extract(inputs)), name=f"{backbone.name}_block_statistics_classifier")
+
+
+def averaged(models: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model whose output is the mean of ``models``' probabilities on the same input: an
+    ensemble served as one file (:func:`instclf.train.ensemble_model`)."""
+    inputs = keras.Input(models[0].input_shape[1:], name="features")
+    return keras.Model(inputs, keras.layers.Average(name="mean_probability")(
+        [model(inputs) for model in models]), name=name)
 
 
 def block_start(model: keras.Sequential, backbone: Backbone, unfrozen_blocks: int) -> int:

@@ -6,7 +6,6 @@ probability of every family. Every metric and figure is computed from such a tab
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -193,7 +192,7 @@ def cached_predictions(trained, data, split: str) -> pd.DataFrame:
     path = trained.path.parent / f"predictions-{trained.path.stem}-{split}.csv"
     stamp = path.with_suffix(".json")
     if path.is_file() and stamp.is_file() and _stamp_key(stamp) == key:
-        found = _readable(read_predictions, path)
+        found = storage.readable(read_predictions, path)
         if found is not None and len(found) == len(data.notes):
             return found
     table = predict(trained.model, data.X, data.notes)
@@ -211,14 +210,6 @@ def _stamp_key(stamp: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return found.get("key") if isinstance(found, dict) else None
-
-
-def _readable(read, path):
-    """``read(path)``, or None when the cached file does not parse (then it is rebuilt)."""
-    try:
-        return read(path)
-    except (OSError, ValueError, KeyError, EOFError):  # pandas' ParserError is a ValueError
-        return None
 
 
 def read_predictions(path) -> pd.DataFrame:
@@ -330,137 +321,6 @@ def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
     bins = reliability(table, n_bins)
     return float((bins["notes"] * (bins["confidence"] - bins["accuracy"]).abs()).sum()
                  / bins["notes"].sum())
-
-
-# --- unseen sound sources: leave one lineage out, head only (notebook 05) ----------------------
-
-def backbone_embeddings(profile, backbone_name: str, data: dict, progress=None,
-                        statistics: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
-    """The pretrained backbone's pooled output for every note of ``data``, cached on disk;
-    with ``statistics``, the mean and maximum of each of its top blocks' outputs instead
-    (:data:`instclf.backbones.STATISTICS_BLOCKS`).
-
-    What the head sees when the whole backbone is frozen; rows follow the notes of the
-    selections in ``data``'s order (returned as one table). Both come from one frozen pass
-    and one cache file (:func:`instclf.backbones.frozen_embeddings`). ``progress`` (e.g.
-    ``print``) says when they come from the cache, and a bar shows the frozen pass otherwise.
-    """
-    from . import backbones, storage
-    from .activations import predict_in_chunks
-
-    notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
-    backbone = backbones.get_backbone(backbone_name)
-    part = "statistics" if statistics else "pooled"
-    key = storage.content_key("embeddings", backbone.name, backbone.weights,
-                              backbones.STATISTICS_BLOCKS, [d.key for d in data.values()])
-    path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npz"
-    found = _readable(lambda p: dict(np.load(p)), path) if path.is_file() else None
-    if found is not None and len(found[part]) == len(notes):
-        if progress:
-            progress(f"embeddings of {len(notes):,} notes loaded from cache ({path.name})")
-        return found[part], notes
-    extract, split = backbones.frozen_embeddings(backbones.build_classifier(backbone), backbone)
-    both = np.concatenate([predict_in_chunks(extract, d.X, progress=progress is not None)
-                           for d in data.values()])
-    found = {"pooled": both[:, :split], "statistics": both[:, split:]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **found)
-    return found[part], notes
-
-
-HEAD_ON_EMBEDDINGS_VERSION = 2  # bump when head_on_embeddings changes what it learns
-
-
-def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
-                       profile, seed: int = 0):
-    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
-    stopped on ``valid``.
-
-    The standardisation learns each column's mean and deviation from the ``fit`` rows alone:
-    pooled statistics of several blocks differ in scale by orders of magnitude, and on the
-    default profile's statistics of the top three blocks it was worth 3 points leave one
-    lineage out (48.4% against 45.6%, 2026-12-01).
-    """
-    import keras
-
-    from . import backbones, train
-
-    keras.utils.set_random_seed(seed)
-    standardise = keras.layers.Normalization()
-    standardise.adapt(np.asarray(E[fit], dtype=np.float32))
-    head = keras.Sequential([keras.Input(E.shape[1:]), standardise,
-                             keras.layers.Dropout(backbones.HEAD_DROPOUT),
-                             keras.layers.Dense(len(FAMILIES), activation="softmax")])
-    schedule = train.schedule_for(profile)
-    train.fit_stage(head, (E[fit], y[fit]), (E[valid], y[valid]), schedule.head_learning_rate,
-                    profile.head_epochs, profile.patience, profile.batch_size, seed)
-    return head
-
-
-def cached_leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
-                                 progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`leave_one_lineage_out`, its two tables cached on disk (notebook 05).
-
-    The key holds the embeddings, the notes and the head's training settings, so a second
-    run of notebook 05 trains no head. ``progress`` (e.g. ``print``) gets a line per
-    lineage, or one saying the tables came from the cache.
-    """
-    from . import storage
-
-    key = storage.content_key(
-        "unseen-lineages", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
-        hashlib.sha1("\n".join(notes["note_str"] + notes["lineage"].astype(str)).encode()).hexdigest(),
-        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
-        HEAD_ON_EMBEDDINGS_VERSION)[:12]
-    folder = profile.cache_dir / "unseen-sources" / profile.name
-    per_lineage_path, tables_path = folder / f"{key}-per-lineage.csv", folder / f"{key}-notes.csv"
-    if per_lineage_path.is_file() and tables_path.is_file():
-        per_lineage = _readable(lambda p: pd.read_csv(p, keep_default_na=False), per_lineage_path)
-        tables = _readable(read_predictions, tables_path)
-        if per_lineage is not None and tables is not None:
-            if progress:
-                progress(f"leave one lineage out: loaded from cache ({per_lineage_path.name})")
-            return per_lineage, tables
-    per_lineage, tables = leave_one_lineage_out(E, notes, profile, progress)
-    for frame, path in ((tables, tables_path), (per_lineage, per_lineage_path)):
-        with storage.atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
-    return per_lineage, tables
-
-
-def leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
-                          progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per lineage (a soundfont with the banks built on its samples, a synthesis engine): a
-    head on the frozen embeddings ``E`` trained without it, tested on all its notes.
-
-    The head trains on the other lineages' training-split notes and stops on their
-    validation-split notes: the cheap, in-profile version of :mod:`instclf.lineages`' staged
-    folds. Returns the per-lineage table and the predictions table of every left-out note.
-    """
-    from . import train
-
-    y = train.labels(notes)
-    lineage = notes["lineage"].astype(str).to_numpy()
-    if len(set(lineage)) < 2:
-        raise InstclfError(f"the {profile.name} profile has one lineage ({lineage[0]}): leaving "
-                           "it out leaves nothing to train on")
-    split = notes["split"].astype(str).to_numpy()
-    rows, tables = [], []
-    for held_out in sorted(set(lineage)):
-        others = lineage != held_out
-        head = head_on_embeddings(E, y, others & (split == "train"), others & (split == "valid"),
-                                  profile, seed=profile.seed)
-        test = ~others
-        table = predictions_table(head.predict(E[test], verbose=0), notes[test])
-        rows.append({"lineage": held_out, "notes": int(test.sum()),
-                     "instruments": int(table["instrument_str"].nunique()),
-                     "accuracy": accuracy(table), "balanced_accuracy": balanced_accuracy(table)})
-        tables.append(table)
-        if progress:
-            progress(f"without {held_out}: {rows[-1]['accuracy']:.1%} on its {rows[-1]['notes']} notes")
-    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
 
 
 def paired_bootstrap(table_a: pd.DataFrame, table_b: pd.DataFrame, n_resamples: int = 1000,

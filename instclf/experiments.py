@@ -40,9 +40,12 @@ class Experiment:
     "Effect of ..." finding). ``requires`` raises :class:`InstclfError` when something the
     run needs, which the project never downloads, is absent. ``until_converged``: its one
     stage gets :data:`UNTIL_CONVERGED` times the profile's epoch bound and patience.
-    ``members``: an ensemble, the mean of these experiments' probabilities; it trains
-    nothing itself and is measured leave-one-lineage-out from its members' folds
-    (``backbone`` then names its first member's, whose front end they all share).
+    ``members``: an ensemble, the mean of these experiments' probabilities, trained as its
+    members and saved as one model (:func:`instclf.train.ensemble_model`), measured
+    leave-one-lineage-out from its members' folds (``backbone`` then names its first
+    member's, whose front end they all share). ``head="block_statistics"``: no network
+    trained, the head alone on the frozen top blocks' statistics
+    (:func:`instclf.embeddings.block_statistics_model`).
     """
 
     name: str
@@ -121,6 +124,24 @@ EXPERIMENTS = {e.name: e for e in (
                compared_with="musicnn_vgg_msd_whole_statistics",
                change="averaging it with musicnn_msd",
                members=("musicnn_vgg_msd_whole_statistics", "musicnn_msd")),
+    Experiment("musicnn_vgg_msd_whole_block_statistics",
+               "musicnn_vgg_msd_whole, head only on the top blocks' statistics",
+               "musicnn_vgg_msd_whole",
+               "the head alone, standardised, on the mean and the maximum of each of the frozen "
+               "backbone's top three blocks (compared leave-one-lineage-out: make experiments)",
+               "head", "05", head="block_statistics", max_unfrozen_blocks=0,
+               compared_with="musicnn_vgg_msd_whole_statistics",
+               change="the head alone on the frozen top blocks' statistics"),
+    Experiment("musicnn_vgg_msd_whole_statistics_with_blocks",
+               "musicnn_vgg_msd_whole + statistics head, with the frozen blocks' statistics",
+               "musicnn_vgg_msd_whole",
+               "the mean of two models' probabilities: the fine-tuned statistics recipe and the "
+               "head on the frozen top blocks' statistics, one network trained (the page's "
+               "model; compared leave-one-lineage-out: make experiments)", "ensemble", "05",
+               compared_with="musicnn_vgg_msd_whole_statistics",
+               change="averaging it with the head on the frozen top blocks' statistics",
+               members=("musicnn_vgg_msd_whole_statistics",
+                        "musicnn_vgg_msd_whole_block_statistics")),
     Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",
                "one augmented copy of every fitted note (gain, equaliser, shift, masks)",
                "augmentation", "04", augmentation=Augmentation(copies=1),
@@ -128,6 +149,15 @@ EXPERIMENTS = {e.name: e for e in (
 )}
 
 BASELINE = "scratch_cnn"  # the run every transfer result is held against
+
+
+def networks_trained(experiment: Experiment) -> int:
+    """How many networks the experiment trains beyond a head on frozen features: its
+    members' sum for an ensemble. What ``make reproduce`` can afford for the page's model
+    (:data:`instclf.models.BEST_EXPERIMENT`): one."""
+    if experiment.members:
+        return sum(networks_trained(EXPERIMENTS[m]) for m in experiment.members)
+    return 0 if experiment.max_unfrozen_blocks == 0 else 1
 
 
 def get_experiment(name: str) -> Experiment:
@@ -235,16 +265,21 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
 
     ``data``: the plain data of :func:`training_data`, computed when not given.
     """
-    from . import train
+    from . import embeddings, train
 
     experiment = get_experiment(name)
     ensure_available(experiment)
-    if experiment.members:
-        raise InstclfError(f"{name} is an ensemble of {', '.join(experiment.members)}: train "
-                           "those (it is measured leave one lineage out: instclf train "
-                           f"{name} --lineages)")
     if data is None:
         data = training_data(profile, experiment, progress=progress is not None)
+    if experiment.members:
+        members = [train_experiment(profile, member, progress, data, seed)
+                   for member in experiment.members]
+        return train.ensemble_model(profile, name, members, data["valid"], progress,
+                                    models_dir(profile, seed))
+    if experiment.head == train.BLOCK_STATISTICS:
+        return embeddings.block_statistics_model(profile, experiment.backbone, data,
+                                                 schedule(profile, experiment, seed), progress,
+                                                 models_dir(profile, seed), experiment=name)
     return train.trained_model(profile, experiment.backbone, data=data, progress=progress,
                                augmentation=experiment.augmentation, experiment=name,
                                head=experiment.head,
@@ -256,15 +291,19 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int 
     """The experiment's recipe in every leave-one-lineage-out fold, trained from ``seed``, its
     results recorded (``instclf train NAME --lineages``, notebook 05); see
     :mod:`instclf.lineages`."""
-    from . import lineages
+    from . import lineages, train
 
     experiment = get_experiment(name)
     ensure_available(experiment)
-    if experiment.augmentation is not None or experiment.max_unfrozen_blocks == 0:
+    frozen_head = experiment.head == train.BLOCK_STATISTICS
+    if experiment.augmentation is not None or (experiment.max_unfrozen_blocks == 0
+                                               and not frozen_head):
         raise InstclfError(f"experiment {name} is not a recipe the folds train (they unfreeze "
                            "one block, without augmentation); choose another")
     if experiment.members:
         result = lineages.ensemble_out(profile, experiment.members, seed)
+    elif frozen_head:
+        result = lineages.block_statistics_out(profile, experiment.backbone, progress, seed)
     else:
         result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
                                                 head=experiment.head, seed=seed)

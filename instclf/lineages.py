@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import backbones, evaluate, features, storage, subsets, train
+from . import backbones, embeddings, evaluate, features, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import FAMILIES, InstclfError
 from .profiles import Profile
@@ -174,6 +174,36 @@ def _results(profile: Profile, backbone_name: str, head: str, schedule: train.Sc
             f"per_{per}": found, "mean_accuracy": float(np.mean(accuracies)),
             "lowest_accuracy": float(np.min(accuracies)),
             "predictions": pd.concat(tables, ignore_index=True)}
+
+
+def block_statistics_out(profile: Profile, backbone_name: str, progress=None,
+                         seed: int = 0) -> dict:
+    """Leave-one-lineage-out of the head alone on the frozen backbone's top blocks'
+    statistics (:func:`instclf.embeddings.block_statistics_model`): in every fold, a head trained
+    from ``seed`` on the same fitted and validation notes as the staged folds, tested on every
+    note of the lineage left out. One frozen pass over every note serves every fold
+    (``instclf train musicnn_vgg_msd_whole_block_statistics --lineages``)."""
+    backbone = backbones.get_backbone(backbone_name)
+    everything = pool(profile, backbone.front_end, progress=progress is not None)
+    S, _ = embeddings.backbone_embeddings(profile, backbone.name, {"every note": everything},
+                                        progress=progress, statistics=True)
+    schedule = replace(train.schedule_for(profile, 0), seed=profile.seed + seed)
+    per_lineage, tables = {}, []
+    for lineage, fold in folds(profile, everything).items():
+        fit, valid = (np.isin(np.arange(len(everything)), fold[name].X.rows)
+                      for name in ("fit", "valid"))
+        head = embeddings.head_on_embeddings(S, everything.y, fit, valid, profile,
+                                           seed=schedule.seed)
+        rows = fold["test"].X.rows
+        table = evaluate.predictions_table(head.predict(S[rows], verbose=0), fold["test"].notes)
+        tables.append(table.assign(lineage=lineage))
+        per_lineage[lineage] = {**fold_results(tables[-1], profile.seed),
+                                "fit_notes": int(fit.sum())}
+        if progress:
+            progress(f"without {lineage}: {per_lineage[lineage]['accuracy']:.1%} on its "
+                     f"{len(table)} notes")
+    return _results(profile, backbone_name, train.BLOCK_STATISTICS, schedule, seed, "lineage",
+                    per_lineage, tables)
 
 
 def ensemble_table(tables: list[pd.DataFrame]) -> pd.DataFrame:

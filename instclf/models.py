@@ -15,9 +15,10 @@ from .profiles import Profile
 
 DESCRIPTION_MEMBER = "instclf.json"  # the description inside the .keras archive
 # The recipe make reproduce trains (notebook 04), and whenever a profile has no model yet: of
-# the recipes that train one model, the one whose leave-one-lineage-out mean is highest in
-# figures/lineages.json (make experiments; tests/test_lineages.py checks that it still is).
-BEST_EXPERIMENT = "musicnn_vgg_msd_whole_statistics"
+# the recipes that fine-tune at most one network (what make reproduce affords), the one whose
+# leave-one-lineage-out mean is highest in figures/lineages.json (make experiments;
+# tests/test_lineages.py checks that it still is).
+BEST_EXPERIMENT = "musicnn_vgg_msd_whole_statistics_with_blocks"
 
 
 def model_description(path: Path) -> dict:
@@ -42,7 +43,8 @@ def recorded_models(profile: Profile) -> list[tuple[Path, dict]]:
     description it carries (:func:`model_description`); files that are not models are
     passed over."""
     found = []
-    for model_path in sorted(profile.models_dir.glob("*/stages*.keras")):
+    for model_path in sorted([*profile.models_dir.glob("*/stages*.keras"),
+                              *profile.models_dir.glob("*/ensemble.keras")]):
         try:
             meta = model_description(model_path)
         except (InstclfError, OSError, ValueError):
@@ -76,9 +78,11 @@ def best_model_path(profile: Profile) -> Path | None:
     """The profile's best model; None when nothing is trained yet.
 
     Of the models trained for an experiment whose leave-one-lineage-out mean is recorded,
-    the one with the highest mean (how it hears sound it never heard); without any, the one
-    with the lowest validation loss (held-out instruments). Reads only the models folder, so
-    it works on a data root that holds nothing else.
+    the one with the highest mean (how it hears sound it never heard); without any, a model
+    of :data:`BEST_EXPERIMENT` (the recipe the project's recorded means chose: ``make
+    reproduce`` records none), else the one with the lowest validation loss (held-out
+    instruments). Reads only the models folder, so it works on a data root that holds
+    nothing else.
     """
     recorded = recorded_models(profile)
     if not recorded:
@@ -88,4 +92,5 @@ def best_model_path(profile: Profile) -> Path | None:
     if scored:
         return max(scored, key=lambda found: (scores[found[1]["experiment"]],
                                               -found[1]["best_val_loss"]))[0]
-    return min(recorded, key=lambda found: (found[1]["best_val_loss"], str(found[0])))[0]
+    page = [(path, meta) for path, meta in recorded if meta.get("experiment") == BEST_EXPERIMENT]
+    return min(page or recorded, key=lambda found: (found[1]["best_val_loss"], str(found[0])))[0]

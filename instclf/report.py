@@ -341,9 +341,10 @@ def headline_markdown(results: dict, lineage_results: dict) -> str:
     for name in dict.fromkeys((best, BEST_EXPERIMENT)):
         if name not in runs:
             continue
-        run, page = runs[name], " (the page's recipe)" if name == BEST_EXPERIMENT else ""
         members = experiments.get_experiment(name).members if name in experiments.EXPERIMENTS else ()
-        page += f" (an ensemble: the mean of {len(members)} models)" if members else ""
+        notes = (["the page's recipe"] if name == BEST_EXPERIMENT else []) + (
+            [f"an ensemble: the mean of {len(members)} models"] if members else [])
+        run, page = runs[name], f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"| sound it never heard: mean over {len(run['per_lineage'])} lineages left "
                      f"out (`{lineage_results['profile']}` profile) | {label(name)}{page} | "
                      f"**{run['mean_accuracy']:.1%}**{_seed_range(run.get('seed_means', {}))} | "

@@ -80,3 +80,11 @@ def remove_temporaries(folder: Path) -> int:
             tmp.unlink()
             count += 1
     return count
+
+
+def readable(read, path):
+    """``read(path)``, or None when the cached file does not parse (then it is rebuilt)."""
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError, EOFError):  # pandas' ParserError is a ValueError
+        return None

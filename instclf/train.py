@@ -501,6 +501,42 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
 
 
 
+BLOCK_STATISTICS = "block_statistics"  # the head that reads the frozen top blocks' statistics
+
+
+def ensemble_model(profile: Profile, name: str, members: list[TrainedModel], valid: Data,
+                   progress=None, models_dir: Path | None = None) -> TrainedModel:
+    """One model averaging ``members``' probabilities (:func:`instclf.backbones.averaged`),
+    saved as ``ensemble.keras`` under a folder keyed by the members' files; from disk if
+    already made. Its description is its first member's, with the ensemble's name, its
+    members and its own validation loss on ``valid``; its history is its first member's
+    (notebook 04, ``instclf train``, the page's model)."""
+    key = storage.content_key("ensemble", name, [storage.file_digest(m.path) for m in members])
+    path = (models_dir or profile.models_dir) / f"{name}-{key[:10]}" / "ensemble.keras"
+    if path.is_file():
+        if progress:
+            progress(f"loaded from cache: {path}")
+        return load_trained(path)
+    model = backbones.averaged([m.model for m in members], name=name)
+    probabilities = predict_in_chunks(model, valid.X, progress=progress is not None)
+    val_loss = float(keras.losses.sparse_categorical_crossentropy(
+        valid.y, probabilities).numpy().mean())
+    first = members[0].meta
+    meta = {**first, "experiment": name, "head": " + ".join(m.meta["head"] for m in members),
+            "members": [{"experiment": m.meta.get("experiment"), "backbone": m.meta["backbone"],
+                         "head": m.meta["head"], "best_val_loss": m.meta["best_val_loss"],
+                         "model": str(m.path)} for m in members],
+            "best_val_loss": val_loss,
+            "training_seconds": round(sum(m.meta["training_seconds"] for m in members), 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage.atomic_path(path.parent / "history.csv") as tmp:
+        members[0].history.to_csv(tmp, index=False)
+    save_model(model, meta, path)
+    if progress:
+        progress(f"{name}: the mean of {len(members)} models, val_loss {val_loss:.3f}")
+    return TrainedModel(model, members[0].history, meta, path)
+
+
 def saved_model_path(profile: Profile, backbone_name: str, schedule: Schedule,
                      data: dict[str, Data], augmentation=None, head: str = "average",
                      models_dir: Path | None = None) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from instclf import evaluate
+from instclf import embeddings, evaluate
 from instclf.config import FAMILIES, InstclfError
 from instclf.profiles import Profile
 
@@ -178,11 +178,11 @@ def test_leave_one_lineage_out_trains_without_the_left_out_lineage(monkeypatch, 
                      set(notes.split[fit]), set(notes.split[valid])))
         return Centroids(E, y, fit)
 
-    monkeypatch.setattr(evaluate, "head_on_embeddings", fake_head)
+    monkeypatch.setattr(embeddings, "head_on_embeddings", fake_head)
     profile = replace(PROFILE, data_dir=tmp_path)
     E = np.array(E, np.float32)
-    per_lineage, tables = evaluate.cached_leave_one_lineage_out(E, notes, profile)
-    again = evaluate.cached_leave_one_lineage_out(E, notes, profile)
+    per_lineage, tables = embeddings.cached_leave_one_lineage_out(E, notes, profile)
+    again = embeddings.cached_leave_one_lineage_out(E, notes, profile)
     assert len(fits) == 3, "the second call trains no head"
     pd.testing.assert_frame_equal(again[0], per_lineage, check_dtype=False)
     assert (again[1].predicted == tables.predicted).all()
@@ -204,7 +204,7 @@ def test_the_frozen_head_standardises_each_column_from_its_fitted_rows_only(tmp_
     fit, valid = np.arange(60) < 40, (np.arange(60) >= 40) & (np.arange(60) < 50)
     E[50:] += 1e5
     profile = replace(PROFILE, data_dir=tmp_path, head_epochs=1, patience=1)
-    head = evaluate.head_on_embeddings(E, y, fit, valid, profile)
+    head = embeddings.head_on_embeddings(E, y, fit, valid, profile)
     standardise = head.layers[0]
     np.testing.assert_allclose(np.ravel(standardise.mean), E[fit].mean(axis=0), rtol=1e-4)
     np.testing.assert_allclose(np.ravel(standardise.variance), E[fit].var(axis=0), rtol=1e-3)
@@ -313,5 +313,5 @@ def test_leaving_out_the_only_lineage_is_refused_clearly(tmp_path):
                           "family": pd.Categorical(["bass", "flute"], categories=FAMILIES),
                           "lineage": "nsynth", "split": "train", "instrument_str": ["a", "b"]})
     with pytest.raises(InstclfError, match="one lineage"):
-        evaluate.leave_one_lineage_out(np.zeros((2, 3), np.float32), notes,
+        embeddings.leave_one_lineage_out(np.zeros((2, 3), np.float32), notes,
                                        replace(PROFILE, data_dir=tmp_path))

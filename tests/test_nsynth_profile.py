@@ -69,7 +69,7 @@ def test_the_nsynth_profile_trains_and_evaluates(nsynth_profile, nsynth_root, ca
     best = experiments.get_experiment(train.BEST_EXPERIMENT)
     data = train.training_data(nsynth_profile, train.backbones.get_backbone(best.backbone).front_end,
                                progress=False)
-    trained = train.trained_model(nsynth_profile, best.backbone, data=data, head=best.head)
+    trained = experiments.train_experiment(nsynth_profile, best.name, data=data)
     assert trained.path.is_relative_to(nsynth_root / "models" / "nsynth")
     assert trained.meta["stages_completed"] >= 1
     assert trained.meta["data"] == {name: data[name].key for name in ("fit", "valid")}

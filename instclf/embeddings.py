@@ -1,0 +1,209 @@
+"""Frozen embeddings, and heads trained on them (notebooks 04 and 05, the page's model).
+
+One frozen pass of a pretrained backbone gives every note two embeddings: the head's pooled
+input and the mean and maximum of each of its top blocks
+(:func:`instclf.backbones.frozen_embeddings`), cached on disk. A head on them trains in
+seconds: notebook 05 measures sound it never heard with it (leave one lineage out, head
+only), and :func:`block_statistics_model` saves one as a model from features to
+probabilities, the member of the page's model that trains no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import backbones, evaluate, storage, train
+from .activations import predict_in_chunks
+from .config import FAMILIES, InstclfError
+from .profiles import Profile
+
+
+def backbone_embeddings(profile, backbone_name: str, data: dict, progress=None,
+                        statistics: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+    """The pretrained backbone's pooled output for every note of ``data``, cached on disk;
+    with ``statistics``, the mean and maximum of each of its top blocks' outputs instead
+    (:data:`instclf.backbones.STATISTICS_BLOCKS`).
+
+    What the head sees when the whole backbone is frozen; rows follow the notes of the
+    selections in ``data``'s order (returned as one table). Both come from one frozen pass
+    and one cache file (:func:`instclf.backbones.frozen_embeddings`). ``progress`` (e.g.
+    ``print``) says when they come from the cache, and a bar shows the frozen pass otherwise.
+    """
+    notes = pd.concat([d.notes for d in data.values()], ignore_index=True)
+    backbone = backbones.get_backbone(backbone_name)
+    part = "statistics" if statistics else "pooled"
+    key = storage.content_key("embeddings", backbone.name, backbone.weights,
+                              backbones.STATISTICS_BLOCKS, [d.key for d in data.values()])
+    path = profile.cache_dir / "embeddings" / profile.name / f"{backbone.name}-{key}.npz"
+    found = storage.readable(lambda p: dict(np.load(p)), path) if path.is_file() else None
+    if found is not None and len(found[part]) == len(notes):
+        if progress:
+            progress(f"embeddings of {len(notes):,} notes loaded from cache ({path.name})")
+        return found[part], notes
+    extract, split = backbones.frozen_embeddings(backbones.build_classifier(backbone), backbone)
+    both = np.concatenate([predict_in_chunks(extract, d.X, progress=progress is not None)
+                           for d in data.values()])
+    found = {"pooled": both[:, :split], "statistics": both[:, split:]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **found)
+    return found[part], notes
+
+
+HEAD_ON_EMBEDDINGS_VERSION = 2  # bump when head_on_embeddings changes what it learns
+
+
+def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
+                       profile, seed: int = 0):
+    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
+    stopped on ``valid``; :func:`trained_head_on_embeddings` without the history.
+    """
+    return trained_head_on_embeddings(E, y, fit, valid, profile, seed)[0]
+
+
+def trained_head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
+                               profile, seed: int = 0):
+    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
+    stopped on ``valid``, and its epochs' history (notebook 05,
+    :func:`instclf.embeddings.block_statistics_model`).
+
+    The standardisation learns each column's mean and deviation from the ``fit`` rows alone:
+    pooled statistics of several blocks differ in scale by orders of magnitude, and on the
+    default profile's statistics of the top three blocks it was worth 3 points leave one
+    lineage out (48.4% against 45.6%, 2026-12-01).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    standardise = keras.layers.Normalization()
+    standardise.adapt(np.asarray(E[fit], dtype=np.float32))
+    head = keras.Sequential([keras.Input(E.shape[1:]), standardise,
+                             keras.layers.Dropout(backbones.HEAD_DROPOUT),
+                             keras.layers.Dense(len(FAMILIES), activation="softmax")])
+    schedule = train.schedule_for(profile)
+    history = train.fit_stage(head, (E[fit], y[fit]), (E[valid], y[valid]),
+                              schedule.head_learning_rate, profile.head_epochs, profile.patience,
+                              profile.batch_size, seed)
+    return head, history
+
+
+def cached_leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                                 progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`leave_one_lineage_out`, its two tables cached on disk (notebook 05).
+
+    The key holds the embeddings, the notes and the head's training settings, so a second
+    run of notebook 05 trains no head. ``progress`` (e.g. ``print``) gets a line per
+    lineage, or one saying the tables came from the cache.
+    """
+    key = storage.content_key(
+        "unseen-lineages", hashlib.sha1(np.ascontiguousarray(E).tobytes()).hexdigest(),
+        hashlib.sha1("\n".join(notes["note_str"] + notes["lineage"].astype(str)).encode()).hexdigest(),
+        [profile.head_epochs, profile.patience, profile.batch_size, profile.seed],
+        HEAD_ON_EMBEDDINGS_VERSION)[:12]
+    folder = profile.cache_dir / "unseen-sources" / profile.name
+    per_lineage_path, tables_path = folder / f"{key}-per-lineage.csv", folder / f"{key}-notes.csv"
+    if per_lineage_path.is_file() and tables_path.is_file():
+        per_lineage = storage.readable(lambda p: pd.read_csv(p, keep_default_na=False), per_lineage_path)
+        tables = storage.readable(evaluate.read_predictions, tables_path)
+        if per_lineage is not None and tables is not None:
+            if progress:
+                progress(f"leave one lineage out: loaded from cache ({per_lineage_path.name})")
+            return per_lineage, tables
+    per_lineage, tables = leave_one_lineage_out(E, notes, profile, progress)
+    for frame, path in ((tables, tables_path), (per_lineage, per_lineage_path)):
+        with storage.atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    return per_lineage, tables
+
+
+def leave_one_lineage_out(E: np.ndarray, notes: pd.DataFrame, profile,
+                          progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per lineage (a soundfont with the banks built on its samples, a synthesis engine): a
+    head on the frozen embeddings ``E`` trained without it, tested on all its notes.
+
+    The head trains on the other lineages' training-split notes and stops on their
+    validation-split notes: the cheap, in-profile version of :mod:`instclf.lineages`' staged
+    folds. Returns the per-lineage table and the predictions table of every left-out note.
+    """
+    y = train.labels(notes)
+    lineage = notes["lineage"].astype(str).to_numpy()
+    if len(set(lineage)) < 2:
+        raise InstclfError(f"the {profile.name} profile has one lineage ({lineage[0]}): leaving "
+                           "it out leaves nothing to train on")
+    split = notes["split"].astype(str).to_numpy()
+    rows, tables = [], []
+    for held_out in sorted(set(lineage)):
+        others = lineage != held_out
+        head = head_on_embeddings(E, y, others & (split == "train"), others & (split == "valid"),
+                                  profile, seed=profile.seed)
+        test = ~others
+        table = evaluate.predictions_table(head.predict(E[test], verbose=0), notes[test])
+        rows.append({"lineage": held_out, "notes": int(test.sum()),
+                     "instruments": int(table["instrument_str"].nunique()),
+                     "accuracy": evaluate.accuracy(table), "balanced_accuracy": evaluate.balanced_accuracy(table)})
+        tables.append(table)
+        if progress:
+            progress(f"without {held_out}: {rows[-1]['accuracy']:.1%} on its {rows[-1]['notes']} notes")
+    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
+
+
+def block_statistics_model(profile: Profile, backbone_name: str, data: dict[str, train.Data],
+                           schedule: train.Schedule, progress=None, models_dir: Path | None = None,
+                           experiment: str | None = None) -> train.TrainedModel:
+    """The head alone on the frozen backbone's top blocks' mean and maximum
+    (:func:`instclf.backbones.block_statistics_classifier`), trained on ``data``'s ``fit``
+    and stopped on its ``valid`` from ``schedule.seed``, saved as one model from features to
+    probabilities; from disk if already trained (notebook 04, through an ensemble).
+
+    The head learns from :func:`backbone_embeddings` of every part of ``data``: the cache
+    notebook 05 reads, so the frozen pass is paid once.
+    """
+    backbone = backbones.get_backbone(backbone_name)
+    path = ((models_dir or profile.models_dir)
+            / train.run_key(backbone, replace(schedule, max_unfrozen_blocks=0), data,
+                            head=train.BLOCK_STATISTICS) / "stages0.keras")
+    if path.is_file():
+        if progress:
+            progress(f"loaded from cache: {path}")
+        return train.load_trained(path)
+    began = time.perf_counter()
+    S, _ = backbone_embeddings(profile, backbone.name, data, progress=progress, statistics=True)
+    embedding_seconds = time.perf_counter() - began
+    part = np.concatenate([np.full(len(d), name) for name, d in data.items()])
+    y = np.concatenate([d.y for d in data.values()])
+    head, history = trained_head_on_embeddings(S, y, part == "fit", part == "valid", profile,
+                                               seed=schedule.seed)
+    head_seconds = time.perf_counter() - began - embedding_seconds
+    history = history.assign(stage=0, unfrozen_blocks=0, epoch=np.arange(1, len(history) + 1))
+    history = history.assign(stage_epoch=history["epoch"])[list(train.HISTORY_COLUMNS)]
+    model = backbones.block_statistics_classifier(backbone, head)
+    meta = {
+        "backbone": backbone.name, "head": train.BLOCK_STATISTICS, "weights": backbone.weights,
+        "blocks": backbones.STATISTICS_BLOCKS, "classes": list(FAMILIES),
+        "front_end": asdict(backbone.front_end), "profile": profile.name,
+        "data": {name: data[name].key for name in ("fit", "valid")},
+        "schedule": asdict(replace(schedule, max_unfrozen_blocks=0)),
+        "stages_completed": 1, "best_stage": 0, "stopped": None, "epochs": int(len(history)),
+        "best_val_loss": float(history["val_loss"].min()),
+        "training_seconds": round(embedding_seconds + head_seconds, 1),
+        "activation_seconds": round(embedding_seconds, 1),
+        "activation_passes": [[0, round(embedding_seconds, 2)]],
+        "stage_seconds": [round(head_seconds, 2)],
+    }
+    if experiment is not None:
+        meta["experiment"] = experiment
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage.atomic_path(path.parent / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    train.save_model(model, meta, path)
+    if progress:
+        progress(f"head on the top {backbones.STATISTICS_BLOCKS} blocks' statistics: best "
+                 f"val_loss {meta['best_val_loss']:.3f} in {head_seconds:.0f} s")
+    return train.TrainedModel(model, history, meta, path)
