@@ -499,8 +499,6 @@ def trained_model(profile: Profile, backbone_name: str, max_unfrozen_blocks: int
     return TrainedModel(model, history, meta, model_path)
 
 
-
-
 BLOCK_STATISTICS = "block_statistics"  # the head that reads the frozen top blocks' statistics
 
 

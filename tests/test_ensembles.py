@@ -113,7 +113,8 @@ def test_an_ensemble_model_exports_to_litert_with_the_same_probabilities(profile
                                ensemble.model.predict(X, verbose=0), atol=1e-4)
 
 
-def test_the_frozen_heads_folds_train_without_their_lineage_and_test_on_all_of_it(profile):
+def test_the_frozen_heads_folds_train_without_their_lineage_and_test_on_all_of_it(profile,
+                                                                                monkeypatch):
     everything = lineages.pool(profile, backbones.get_backbone(BACKBONE).front_end,
                                progress=False)
     trained_on = []
@@ -123,11 +124,8 @@ def test_the_frozen_heads_folds_train_without_their_lineage_and_test_on_all_of_i
         trained_on.append(set(everything.notes["lineage"].astype(str)[fit | valid]))
         return original(E, y, fit, valid, *args, **kwargs)
 
-    embeddings.head_on_embeddings = spy
-    try:
-        result = lineages.block_statistics_out(profile, BACKBONE, seed=1)
-    finally:
-        embeddings.head_on_embeddings = original
+    monkeypatch.setattr(embeddings, "head_on_embeddings", spy)
+    result = lineages.block_statistics_out(profile, BACKBONE, seed=1)
     assert set(result["per_lineage"]) == {"TimGM6mb", "sf_GMbank"}
     assert trained_on == [{"sf_GMbank"}, {"TimGM6mb"}]
     table = result["predictions"]
