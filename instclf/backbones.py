@@ -16,7 +16,7 @@ from typing import Callable
 
 import keras
 
-from . import features, images, musicnn, musicnn_arch
+from . import descriptors, features, images, musicnn, musicnn_arch
 from .config import FAMILIES, InstclfError, data_dir
 
 VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -275,11 +275,13 @@ STATISTICS_BLOCKS = 3  # the top blocks whose statistics notebook 05's frozen he
 
 def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
                       blocks: int = STATISTICS_BLOCKS, pooled: bool = True) -> tuple[keras.Model, int]:
-    """One frozen pass, two embeddings per note (notebook 05, :func:`instclf.evaluate.
+    """One frozen pass, two embeddings per note (notebook 05, :func:`instclf.embeddings.
     backbone_embeddings`): the head's pooled input (the top block, pooled as ``model``'s head
-    pools it), then the mean and maximum over time and frequency of each of the top ``blocks``
-    blocks' outputs, side by side in one vector. Returns the model and where the second part
-    begins; without ``pooled``, the statistics alone (where they begin: 0)."""
+    pools it), then the statistics: the mean and maximum over time and frequency of each of
+    the top ``blocks`` blocks' outputs and the note's descriptors
+    (:class:`instclf.descriptors.NoteDescriptors` of the input), side by side in one vector.
+    Returns the model and where the second part begins; without ``pooled``, the statistics
+    alone (where they begin: 0)."""
     if not 1 <= blocks <= len(backbone.blocks):
         raise InstclfError(f"{backbone.name} has {len(backbone.blocks)} blocks, not {blocks}")
     ends = [names[-1] for names in backbone.blocks[-blocks:]]
@@ -289,6 +291,7 @@ def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
         x = layer(x)
         if layer.name in ends:
             statistics.append(StatisticsPooling2D(name=f"{layer.name}_statistics")(x))
+    statistics.append(descriptors.for_front_end(backbone.front_end)(inputs))
     parts = [x, *statistics] if pooled else statistics
     joined = keras.layers.Concatenate(name="block_statistics")(parts) if len(parts) > 1 else parts[0]
     name = f"{backbone.name}_{'embeddings' if pooled else 'block_statistics'}"
@@ -298,7 +301,8 @@ def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
 def block_statistics_classifier(backbone: Backbone, head: keras.Model,
                                 blocks: int = STATISTICS_BLOCKS) -> keras.Model:
     """The backbone's pretrained layers, frozen, then ``head`` on the mean and maximum of each
-    of its top ``blocks`` blocks (:func:`frozen_embeddings` without the pooled part): one model
+    of its top ``blocks`` blocks and the note's descriptors (:func:`frozen_embeddings`
+    without the pooled part): one model
     from features to probabilities, as a head trained on those embeddings sees them
     (:func:`instclf.embeddings.block_statistics_model`)."""
     extract, _ = frozen_embeddings(build_classifier(backbone), backbone, blocks, pooled=False)

@@ -179,8 +179,9 @@ def _results(profile: Profile, backbone_name: str, head: str, schedule: train.Sc
 def block_statistics_out(profile: Profile, backbone_name: str, progress=None,
                          seed: int = 0) -> dict:
     """Leave-one-lineage-out of the head alone on the frozen backbone's top blocks'
-    statistics (:func:`instclf.embeddings.block_statistics_model`): in every fold, a head
-    trained from ``seed`` on the same fitted and validation notes as the staged folds, tested
+    statistics and the notes' descriptors (:func:`instclf.embeddings.block_statistics_model`):
+    in every fold, a head fitted on the same notes as the staged folds (every seed gives the
+    same one: :func:`instclf.embeddings.statistics_head`), tested
     on every note of the lineage left out. One frozen pass over every note serves every fold
     (``instclf train musicnn_vgg_msd_whole_block_statistics --lineages``)."""
     backbone = backbones.get_backbone(backbone_name)
@@ -192,8 +193,7 @@ def block_statistics_out(profile: Profile, backbone_name: str, progress=None,
     for lineage, fold in folds(profile, everything).items():
         fit, valid = (np.isin(np.arange(len(everything)), fold[name].X.rows)
                       for name in ("fit", "valid"))
-        head = embeddings.head_on_embeddings(S, everything.y, fit, valid, profile,
-                                             seed=schedule.seed)
+        head, _ = embeddings.statistics_head(S, everything.y, fit, valid)
         rows = fold["test"].X.rows
         table = evaluate.predictions_table(head.predict(S[rows], verbose=0), fold["test"].notes)
         tables.append(table.assign(lineage=lineage))

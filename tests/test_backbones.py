@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from instclf import activations, backbones, features, musicnn_arch
+from instclf import activations, backbones, descriptors, features, musicnn_arch
 from instclf.config import FAMILIES, InstclfError
 
 STEMS = {  # the layers below the first block: frozen with it, never a block of their own
@@ -82,7 +82,8 @@ def test_scratch_cnn_takes_its_front_end():
 
 
 @pytest.mark.parametrize("name", ["musicnn_vgg_msd_whole", "musicnn_msd", "scratch_cnn"])
-def test_frozen_embeddings_are_the_heads_input_then_each_top_blocks_mean_and_max(built, name):
+def test_frozen_embeddings_are_the_heads_input_then_each_top_blocks_mean_and_max_then_descriptors(
+        built, name):
     backbone, model = built[name]
     blocks = min(backbones.STATISTICS_BLOCKS, len(backbone.blocks))
     extract, split = backbones.frozen_embeddings(model, backbone, blocks)
@@ -96,8 +97,10 @@ def test_frozen_embeddings_are_the_heads_input_then_each_top_blocks_mean_and_max
         out = _through(model, X, names.index(block[-1]) + 1)
         axes = tuple(range(1, out.ndim - 1))
         expected += [out.mean(axis=axes), out.max(axis=axes)]
+    expected.append(keras.ops.convert_to_numpy(descriptors.for_front_end(backbone.front_end)(X)))
     np.testing.assert_allclose(E[:, split:], np.concatenate(expected, axis=1), rtol=1e-4,
-                               atol=1e-5)
+                               atol=1e-4)
+    assert E.shape[1] - split == sum(e.shape[1] for e in expected[:-1]) + len(descriptors.NAMES)
 
 
 def _through(model, X, stop):

@@ -42,13 +42,13 @@ def test_the_frozen_head_model_is_its_head_on_the_top_blocks_statistics(profile,
     S, notes = embeddings.backbone_embeddings(profile, BACKBONE, data, statistics=True)
     part = np.concatenate([np.full(len(d), name) for name, d in data.items()])
     y = np.concatenate([d.y for d in data.values()])
-    head = embeddings.head_on_embeddings(S, y, part == "fit", part == "valid", profile,
-                                       seed=SCHEDULE.seed)
+    head, history = embeddings.statistics_head(S, y, part == "fit", part == "valid")
     test = part == "test"
     np.testing.assert_allclose(frozen_head.model.predict(data["test"].X[:], verbose=0),
                                head.predict(S[test], verbose=0), rtol=1e-4, atol=1e-5)
     assert frozen_head.meta["head"] == train.BLOCK_STATISTICS
     assert frozen_head.meta["best_val_loss"] == pytest.approx(frozen_head.history["val_loss"].min())
+    assert frozen_head.meta["best_val_loss"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
     assert list(frozen_head.history.columns) == list(train.HISTORY_COLUMNS)
     assert frozen_head.path in [path for path, _ in models.recorded_models(profile)]
 
@@ -56,15 +56,16 @@ def test_the_frozen_head_model_is_its_head_on_the_top_blocks_statistics(profile,
 def test_the_frozen_head_model_loads_in_safe_mode_and_is_not_trained_twice(profile, data,
                                                                            frozen_head,
                                                                            monkeypatch):
-    monkeypatch.setattr(embeddings, "trained_head_on_embeddings",
+    monkeypatch.setattr(embeddings, "statistics_head",
                         lambda *a, **k: pytest.fail("a saved head is loaded, not trained"))
     again = embeddings.block_statistics_model(profile, BACKBONE, data, SCHEDULE)
     assert again.path == frozen_head.path
     X = data["valid"].X[:]
     np.testing.assert_allclose(again.model.predict(X, verbose=0),
                                frozen_head.model.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
-    assert train.run_key(backbones.get_backbone(BACKBONE), replace(SCHEDULE, seed=6), data,
-                         head=train.BLOCK_STATISTICS) != frozen_head.path.parent.name
+    # a head saved before the descriptors joined the statistics is not loaded
+    assert train.run_key(backbones.get_backbone(BACKBONE), replace(SCHEDULE, max_unfrozen_blocks=0),
+                         data, head=train.BLOCK_STATISTICS) != frozen_head.path.parent.name
 
 
 def test_an_ensemble_model_is_the_mean_of_its_members_and_its_own_validation_loss(
@@ -118,13 +119,13 @@ def test_the_frozen_heads_folds_train_without_their_lineage_and_test_on_all_of_i
     everything = lineages.pool(profile, backbones.get_backbone(BACKBONE).front_end,
                                progress=False)
     trained_on = []
-    original = embeddings.head_on_embeddings
+    original = embeddings.statistics_head
 
-    def spy(E, y, fit, valid, *args, **kwargs):
+    def spy(S, y, fit, valid):
         trained_on.append(set(everything.notes["lineage"].astype(str)[fit | valid]))
-        return original(E, y, fit, valid, *args, **kwargs)
+        return original(S, y, fit, valid)
 
-    monkeypatch.setattr(embeddings, "head_on_embeddings", spy)
+    monkeypatch.setattr(embeddings, "statistics_head", spy)
     result = lineages.block_statistics_out(profile, BACKBONE, seed=1)
     assert set(result["per_lineage"]) == {"TimGM6mb", "sf_GMbank"}
     assert trained_on == [{"sf_GMbank"}, {"TimGM6mb"}]
