@@ -140,7 +140,7 @@ LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics mu
 LINEAGE_PROFILE ?= default
 SEEDS ?= 3
 # notebook 04's comparison of training sources at equal size (the default profile, tested on
-# the real instruments left out): the network the page's recipe fine-tunes
+# the real instruments left out): the network notebook 04 fine-tunes (models.NOTEBOOK_04_NETWORK)
 SOURCES_EXPERIMENT ?= musicnn_vgg_msd_whole_statistics
 experiments: system venv
 	@start=$$(date +%s); \

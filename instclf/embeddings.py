@@ -98,7 +98,9 @@ def trained_head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, va
 
 STATISTICS_HEAD_VERSION = 1  # bump when statistics_head changes what it learns
 # The logistic regression's inverse regularisation: chosen leave one lineage out on the
-# default profile (53.1% with 0.01, 53.2% with 0.03, 51.7% with 0.003; 2026-12-01)
+# default profile with the descriptors' first version (53.1% with 0.01, 53.2% with 0.03; with
+# librosa's descriptors of the audio instead, 52.7%, 53.1% and 51.7% with 0.01, 0.03 and
+# 0.003; scratch runs, 2026-12-01)
 STATISTICS_HEAD_C = 0.01
 
 
@@ -111,7 +113,7 @@ def statistics_head(S: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.nda
     Fitted to its optimum, so it needs no seed and no early stopping: on the default
     profile's top blocks' statistics and descriptors it did better leave one lineage out
     than the dropout and softmax head :func:`head_on_embeddings` trains (53.1% against 51.4%,
-    2026-12-01). Families absent from ``fit`` get probability 0.
+    the descriptors' first version, a scratch run, 2026-12-01). Families absent from ``fit`` get probability 0.
     """
     import keras
     from sklearn.linear_model import LogisticRegression
@@ -216,7 +218,7 @@ def block_statistics_model(profile: Profile, backbone_name: str, data: dict[str,
     descriptors (:func:`instclf.backbones.block_statistics_classifier`): a logistic
     regression fitted on ``data``'s ``fit`` (:func:`statistics_head`; ``valid`` gives its
     validation loss), saved as one model from features to probabilities; from disk if
-    already trained (notebook 04, through an ensemble).
+    already trained (notebook 04: the page's model).
 
     The head learns from :func:`backbone_embeddings` of every part of ``data``: the cache
     notebook 05 reads, so the frozen pass is paid once.

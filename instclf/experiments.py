@@ -125,21 +125,22 @@ EXPERIMENTS = {e.name: e for e in (
                change="averaging it with musicnn_msd",
                members=("musicnn_vgg_msd_whole_statistics", "musicnn_msd")),
     Experiment("musicnn_vgg_msd_whole_block_statistics",
-               "musicnn_vgg_msd_whole, head only on the top blocks' statistics",
+               "musicnn_vgg_msd_whole frozen, top blocks' statistics and descriptors",
                "musicnn_vgg_msd_whole",
-               "the head alone, standardised, on the mean and the maximum of each of the frozen "
-               "backbone's top three blocks (compared leave-one-lineage-out: make experiments)",
+               "a logistic regression alone on the mean and the maximum of each of the frozen "
+               "backbone's top three blocks and the note's descriptors (the page's model; "
+               "compared leave-one-lineage-out: make experiments)",
                "head", "05", head="block_statistics", max_unfrozen_blocks=0,
                compared_with="musicnn_vgg_msd_whole_statistics",
-               change="the head alone on the frozen top blocks' statistics"),
+               change="a head alone on the frozen top blocks' statistics and the descriptors"),
     Experiment("musicnn_vgg_msd_whole_statistics_with_blocks",
-               "musicnn_vgg_msd_whole + statistics head, with the frozen blocks' statistics",
+               "musicnn_vgg_msd_whole + statistics head, with the frozen blocks' head",
                "musicnn_vgg_msd_whole",
                "the mean of two models' probabilities: the fine-tuned statistics recipe and the "
-               "head on the frozen top blocks' statistics, one network trained (the page's "
-               "model; compared leave-one-lineage-out: make experiments)", "ensemble", "05",
-               compared_with="musicnn_vgg_msd_whole_statistics",
-               change="averaging it with the head on the frozen top blocks' statistics",
+               "head on the frozen top blocks' statistics and descriptors, one network trained "
+               "(notebook 04; compared leave-one-lineage-out: make experiments)", "ensemble",
+               "05", compared_with="musicnn_vgg_msd_whole_statistics",
+               change="averaging it with the head on the frozen top blocks and descriptors",
                members=("musicnn_vgg_msd_whole_statistics",
                         "musicnn_vgg_msd_whole_block_statistics")),
     Experiment("musicnn_vgg_msd_augmented", "musicnn_vgg_msd + augmentation", "musicnn_vgg_msd",

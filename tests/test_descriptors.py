@@ -29,18 +29,22 @@ def _describe(x: np.ndarray, scaling: str = "log10_1p", layout: str = "time_mel"
 
 
 def test_the_cepstral_part_is_librosas_mfcc_of_the_audible_frames():
-    power = _power(0, decay=0.04)
-    x = np.log10(1 + power)[None]  # musicnn's scaling of a power of 1/10000 the size
+    x = np.log10(1 + _power(0, decay=0.04))[None]  # musicnn's scaling, 1/10000 the power
     out = _describe(x)[0]
+    power = 10.0 ** x[0].astype(np.float16).astype(np.float64) - 1  # read at float16 precision
     db = librosa.power_to_db(power.T, ref=np.max, top_db=-descriptors.FLOOR_DB)
     mfcc = librosa.feature.mfcc(S=db, n_mfcc=descriptors.N_MFCC)  # (n_mfcc, frames)
+    level = 10 * np.log10(power.sum(axis=1) / power.sum(axis=1).max())
+    weight = np.clip((level - descriptors.AUDIBLE_DB) / descriptors.RAMP_DB + 0.5, 0, 1)
+    assert 10 < (weight == 1).sum() and (weight == 0).sum() > 10  # the decay leaves frames out
+    mean = (mfcc * weight).sum(axis=1) / weight.sum()
+    std = np.sqrt((np.square(mfcc - mean[:, None]) * weight).sum(axis=1) / weight.sum())
+    np.testing.assert_allclose(out[:20], mean, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(out[20:40], std, rtol=1e-3, atol=1e-2)
+    assert out[NAMES.index("audible_frames")] == pytest.approx(weight.sum(), rel=1e-4)
     energy = power.sum(axis=1)
-    audible = energy > descriptors.AUDIBLE * energy.max()
-    assert 10 < audible.sum() < FRAMES  # the decay leaves some frames out
-    np.testing.assert_allclose(out[:20], mfcc[:, audible].mean(axis=1), rtol=1e-3, atol=1e-2)
-    np.testing.assert_allclose(out[20:40], mfcc[:, audible].std(axis=1), rtol=1e-3, atol=1e-2)
-    assert out[NAMES.index("audible_frames")] == audible.sum()
-    assert out[NAMES.index("peak_frame")] == np.argmax(energy)
+    assert out[NAMES.index("temporal_centroid")] == pytest.approx(
+        (energy * np.arange(FRAMES)).sum() / energy.sum(), rel=1e-4)
 
 
 def test_a_struck_note_falls_where_a_held_one_stays():
@@ -55,8 +59,9 @@ def test_a_struck_note_falls_where_a_held_one_stays():
 @given(seed=st.integers(0, 2**16), gain_db=st.floats(-30, 30))
 def test_the_level_of_a_note_does_not_change_its_descriptors(seed, gain_db):
     db = 10 * np.log10(_power(seed, decay=0.01))
+    # equal but for the float16 rounding of the features (0.03 dB at -60 dB)
     np.testing.assert_allclose(_describe((db + gain_db)[None], "db_max"),
-                               _describe(db[None], "db_max"), rtol=1e-3, atol=2e-3)
+                               _describe(db[None], "db_max"), rtol=1e-2, atol=0.1)
 
 
 def test_both_layouts_and_a_channel_axis_give_the_same_descriptors():
@@ -89,3 +94,8 @@ def test_the_statistics_head_is_the_logistic_regression_and_never_picks_an_absen
     np.testing.assert_allclose(P[:, :-1], expected, atol=1e-4)
     picked = P[~fit][np.arange((~fit).sum()), y[~fit]]
     assert history["val_loss"].iloc[0] == pytest.approx(-np.log(picked).mean(), rel=1e-4)
+
+
+def test_features_from_a_float16_cache_and_fresh_ones_are_described_alike():
+    x = np.log10(1 + _power(3, decay=0.02))[None].astype(np.float32)
+    np.testing.assert_array_equal(_describe(x.astype(np.float16).astype(np.float32)), _describe(x))

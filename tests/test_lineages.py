@@ -399,11 +399,9 @@ def test_the_sources_table_names_each_mix_its_lineages_and_its_notes():
     assert list(frame["model"]) == ["the soundfonts"] and frame["seeds"][0] == [0.45, 0.55]
 
 
-def test_make_experiments_compares_sources_with_the_pages_recipe():
+def test_make_experiments_compares_sources_with_the_network_notebook_04_trains():
     makefile = (ROOT / "Makefile").read_text()
-    page = experiments.get_experiment(models.BEST_EXPERIMENT)
-    network = [m for m in page.members or (page.name,)
-               if experiments.networks_trained(experiments.get_experiment(m)) == 1]
-    assert network, "the page's recipe fine-tunes one network"
-    assert f"SOURCES_EXPERIMENT ?= {network[0]}\n" in makefile
+    network = experiments.get_experiment(models.NOTEBOOK_04_NETWORK)
+    assert experiments.networks_trained(network) == 1, "a recipe that fine-tunes one network"
+    assert f"SOURCES_EXPERIMENT ?= {network.name}\n" in makefile
     assert "--sources --seeds $(SEEDS)" in makefile and "results --sources" in makefile
