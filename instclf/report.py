@@ -131,8 +131,10 @@ def findings(results: dict) -> list[str]:
                      f"the frozen {sources['backbone']}): " + _head_only(sources))
         if "block_statistics" in sources:
             blocks = sources["block_statistics"]
-            lines.append(f"The same head on the mean and maximum of the top {blocks['blocks']} "
-                         "blocks instead: " + _head_only(blocks))
+            what = (f"A logistic head on the mean and maximum of the top {blocks['blocks']} blocks "
+                    "and the note's descriptors" if blocks.get("descriptors") else
+                    f"The same head on the mean and maximum of the top {blocks['blocks']} blocks")
+            lines.append(f"{what} instead: " + _head_only(blocks))
     calibration = results.get("calibration")
     if calibration and "mean_confidence" in calibration:
         lines.append(f"Calibration ({label(calibration['model'])}, {calibration['split']}): mean "

@@ -89,6 +89,10 @@ def test_findings_add_the_top_blocks_statistics_when_measured(results):
     assert lines[2] == ("The same head on the mean and maximum of the top 3 blocks instead: mean "
                         "61.2% over 5 lineages; unseen instruments in the same setting: 50.0%; "
                         "hardest lineage: sf4 (50.0%).")
+    results["unseen_sources"]["block_statistics"]["descriptors"] = 2
+    assert report.findings(results)[2].startswith(
+        "A logistic head on the mean and maximum of the top 3 blocks and the note's descriptors "
+        "instead: mean 61.2% over 5 lineages;")
 
 
 def test_findings_leave_the_comparisons_to_the_comparisons_file(results):
