@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import backbones, descriptors, evaluate, storage, subsets, train
-from .activations import predict_in_chunks
+from .activations import predict_in_chunks, sample_weights
 from .config import FAMILIES, InstclfError
 from .profiles import Profile
 
@@ -64,17 +64,8 @@ HEAD_ON_EMBEDDINGS_VERSION = 2  # bump when head_on_embeddings changes what it l
 
 def head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
                        profile, seed: int = 0):
-    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
-    stopped on ``valid``; :func:`trained_head_on_embeddings` without the history.
-    """
-    return trained_head_on_embeddings(E, y, fit, valid, profile, seed)[0]
-
-
-def trained_head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
-                               profile, seed: int = 0):
-    """A fresh softmax head (standardisation, dropout, dense) trained on the rows ``fit``,
-    stopped on ``valid``, and its epochs' history (notebook 05,
-    :func:`instclf.embeddings.block_statistics_model`).
+    """A fresh softmax head (standardisation, dropout, dense), the network's own head, trained
+    on the rows ``fit`` and stopped on ``valid`` (notebook 05).
 
     The standardisation learns each column's mean and deviation from the ``fit`` rows alone:
     pooled statistics of several blocks differ in scale by orders of magnitude, and on the
@@ -90,10 +81,9 @@ def trained_head_on_embeddings(E: np.ndarray, y: np.ndarray, fit: np.ndarray, va
                              keras.layers.Dropout(backbones.HEAD_DROPOUT),
                              keras.layers.Dense(len(FAMILIES), activation="softmax")])
     schedule = train.schedule_for(profile)
-    history = train.fit_stage(head, (E[fit], y[fit]), (E[valid], y[valid]),
-                              schedule.head_learning_rate, profile.head_epochs, profile.patience,
-                              profile.batch_size, seed)
-    return head, history
+    train.fit_stage(head, (E[fit], y[fit]), (E[valid], y[valid]), schedule.head_learning_rate,
+                    profile.head_epochs, profile.patience, profile.batch_size, seed)
+    return head
 
 
 STATISTICS_HEAD_VERSION = 1  # bump when statistics_head changes what it learns
@@ -124,9 +114,8 @@ def statistics_head(S: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.nda
     std = S[fit].std(axis=0, dtype=np.float64)
     std[std == 0] = 1.0
     Z = (np.asarray(S, dtype=np.float64) - mean) / std
-    weights = subsets.class_weights(y[fit])
     regression = LogisticRegression(C=STATISTICS_HEAD_C, max_iter=2000)
-    regression.fit(Z[fit], y[fit], sample_weight=np.array([weights[k] for k in y[fit]]))
+    regression.fit(Z[fit], y[fit], sample_weight=sample_weights(y[fit], subsets.class_weights(y[fit])))
     kernel = np.zeros((S.shape[1], len(FAMILIES)), dtype=np.float32)
     bias = np.full(len(FAMILIES), -50.0, dtype=np.float32)  # exp(-50): absent families
     kernel[:, regression.classes_] = regression.coef_.T
@@ -135,14 +124,18 @@ def statistics_head(S: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.nda
                              keras.layers.Normalization(mean=mean, variance=std ** 2),
                              keras.layers.Dense(len(FAMILIES), activation="softmax")])
     head.layers[-1].set_weights([kernel, bias])
-    P = head.predict(np.asarray(S, dtype=np.float32), verbose=0, batch_size=1024)
     labels = list(range(len(FAMILIES)))
-    history = pd.DataFrame([{
-        "loss": log_loss(y[fit], P[fit], labels=labels),
-        "accuracy": float((P[fit].argmax(1) == y[fit]).mean()),
-        "val_loss": log_loss(y[valid], P[valid], labels=labels) if valid.any() else np.nan,
-        "val_accuracy": float((P[valid].argmax(1) == y[valid]).mean()) if valid.any() else np.nan,
-        "learning_rate": np.nan, "seconds": time.perf_counter() - began}])
+
+    def loss_and_accuracy(rows):
+        if not rows.any():
+            return np.nan, np.nan
+        P = head.predict(np.asarray(S[rows], dtype=np.float32), verbose=0, batch_size=1024)
+        return log_loss(y[rows], P, labels=labels), float((P.argmax(1) == y[rows]).mean())
+
+    (loss, accuracy), (val_loss, val_accuracy) = map(loss_and_accuracy, (fit, valid))
+    history = pd.DataFrame([{"loss": loss, "accuracy": accuracy, "val_loss": val_loss,
+                             "val_accuracy": val_accuracy, "learning_rate": np.nan,
+                             "seconds": time.perf_counter() - began}])
     return head, history
 
 

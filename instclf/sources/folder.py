@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import nsynth
 from ..config import InstclfError, SPLITS
-from . import Source
+from .base import Source
 
 SINGLE_SPLIT = "train"
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import nsynth
 from ..config import InstclfError, SPLITS
-from . import Source
+from .base import Source
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .. import nsynth, recording, render, storage, subsets
 from ..config import InstclfError, keep_freed_memory
-from . import Source
+from .base import Source
 
 STAMP = "recording.json"
 CONDITIONS_FILE = "conditions.json"

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from .. import download, render, storage, subsets
 from ..config import FAMILIES, InstclfError
 from ..instruments import GM_PROGRAMS
-from . import Source
+from .base import Source
 from .synth import level
 
 REGISTRY = "https://registry.npmjs.org"

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import render
 from ..config import NSYNTH_VELOCITIES
 from ..instruments import SOUNDFONTS
-from . import Source
+from .base import Source
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import render, subsets
 from ..config import FAMILIES, NSYNTH_VELOCITIES, InstclfError
-from . import Source
+from .base import Source
 
 TUNING_TRIES, IN_TUNE_CENTS = 4, 25  # a tuned engine's note: renders at most, and accepted
 
