@@ -136,7 +136,7 @@ reproduce: system browser venv
 # the README (with the date and the profile).
 LINEAGE_EXPERIMENTS ?= musicnn_vgg_msd_whole musicnn_vgg_msd_whole_statistics musicnn_msd \
 	ensemble_vgg_statistics_musicnn_msd musicnn_vgg_msd_whole_block_statistics \
-	musicnn_vgg_msd_whole_statistics_with_blocks
+	musicnn_vgg_msd_whole_statistics_with_blocks musicnn_vgg_msd_whole_with_mtt_block_statistics
 LINEAGE_PROFILE ?= default
 SEEDS ?= 3
 # notebook 04's comparison of training sources at equal size (the default profile, tested on

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 
@@ -271,14 +271,18 @@ def build_classifier(backbone: Backbone, n_classes: int = len(FAMILIES),
 
 
 STATISTICS_BLOCKS = 3  # the top blocks whose statistics notebook 05's frozen heads also read
+# bump when frozen_embeddings changes what its statistics hold (their cache key holds it)
+STATISTICS_VERSION = 2  # 2: a block already pooled to one value per channel gives it once
 
 
 def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
-                      blocks: int = STATISTICS_BLOCKS, pooled: bool = True) -> tuple[keras.Model, int]:
+                      blocks: int = STATISTICS_BLOCKS, pooled: bool = True,
+                      with_descriptors: bool = True) -> tuple[keras.Model, int]:
     """One frozen pass, two embeddings per note (notebook 05, :func:`instclf.embeddings.
     backbone_embeddings`): the head's pooled input (the top block, pooled as ``model``'s head
     pools it), then the statistics: the mean and maximum over time and frequency of each of
-    the top ``blocks`` blocks' outputs and the note's descriptors
+    the top ``blocks`` blocks' outputs (a block that is one value per channel already, as
+    musicnn's back-end, gives it once) and, ``with_descriptors``, the note's descriptors
     (:class:`instclf.descriptors.NoteDescriptors` of the input), side by side in one vector.
     Returns the model and where the second part begins; without ``pooled``, the statistics
     alone (where they begin: 0)."""
@@ -290,25 +294,38 @@ def frozen_embeddings(model: keras.Sequential, backbone: Backbone,
     for layer in model.layers[:block_start(model, backbone, 0) + 1]:  # through the pooling
         x = layer(x)
         if layer.name in ends:
-            statistics.append(StatisticsPooling2D(name=f"{layer.name}_statistics")(x))
-    statistics.append(descriptors.for_front_end(backbone.front_end)(inputs))
+            one_value = all(size == 1 for size in x.shape[1:-1])
+            pooling = keras.layers.Flatten if one_value else StatisticsPooling2D
+            statistics.append(pooling(name=f"{layer.name}_statistics")(x))
+    if with_descriptors:
+        statistics.append(descriptors.for_front_end(backbone.front_end)(inputs))
     parts = [x, *statistics] if pooled else statistics
     joined = keras.layers.Concatenate(name="block_statistics")(parts) if len(parts) > 1 else parts[0]
     name = f"{backbone.name}_{'embeddings' if pooled else 'block_statistics'}"
     return keras.Model(inputs, joined, name=name), x.shape[-1] if pooled else 0
 
 
-def block_statistics_classifier(backbone: Backbone, head: keras.Model,
+def block_statistics_classifier(frozen: Sequence[Backbone], head: keras.Model,
                                 blocks: int = STATISTICS_BLOCKS) -> keras.Model:
-    """The backbone's pretrained layers, frozen, then ``head`` on the mean and maximum of each
-    of its top ``blocks`` blocks and the note's descriptors (:func:`frozen_embeddings`
-    without the pooled part): one model
+    """The pretrained layers of every backbone of ``frozen`` (one front end), frozen, then
+    ``head`` on the mean and maximum of each one's top ``blocks`` blocks, in that order, and
+    the note's descriptors once (:func:`frozen_embeddings` without the pooled part): one model
     from features to probabilities, as a head trained on those embeddings sees them
     (:func:`instclf.embeddings.block_statistics_model`)."""
-    extract, _ = frozen_embeddings(build_classifier(backbone), backbone, blocks, pooled=False)
-    extract.trainable = False
-    inputs = keras.Input(backbone.front_end.shape, name="features")
-    return keras.Model(inputs, head(extract(inputs)), name=f"{backbone.name}_block_statistics_classifier")
+    if len({backbone.front_end for backbone in frozen}) != 1:
+        raise InstclfError("the backbones of one block-statistics head must share a front end: "
+                           + ", ".join(backbone.name for backbone in frozen))
+    inputs = keras.Input(frozen[0].front_end.shape, name="features")
+    parts = []
+    for backbone in frozen:
+        extract, _ = frozen_embeddings(build_classifier(backbone), backbone, blocks,
+                                       pooled=False, with_descriptors=False)
+        extract.trainable = False
+        parts.append(extract(inputs))
+    parts.append(descriptors.for_front_end(frozen[0].front_end)(inputs))
+    name = "_".join(backbone.name for backbone in frozen)
+    return keras.Model(inputs, head(keras.layers.Concatenate(name="block_statistics")(parts)),
+                       name=f"{name}_block_statistics_classifier")
 
 
 def averaged(models: list[keras.Model], name: str = "ensemble") -> keras.Model:

@@ -45,7 +45,8 @@ class Experiment:
     leave-one-lineage-out from its members' folds (``backbone`` then names its first
     member's, whose front end they all share). ``head="block_statistics"``: no network
     trained, the head alone on the frozen top blocks' statistics
-    (:func:`instclf.embeddings.block_statistics_model`).
+    (:func:`instclf.embeddings.block_statistics_model`) of ``backbone`` and of every backbone
+    of ``also_frozen`` (one front end).
     """
 
     name: str
@@ -63,6 +64,12 @@ class Experiment:
     change: str = ""
     requires: Callable[[], object] | None = None
     members: tuple[str, ...] = ()
+    also_frozen: tuple[str, ...] = ()
+
+    @property
+    def frozen_backbones(self) -> tuple[str, ...]:
+        """The backbones a block-statistics head reads, in the order it reads them."""
+        return (self.backbone, *self.also_frozen)
 
 
 # musicnn's architecture keeps time unpooled below its back-end: unfreezing a mid-end layer
@@ -128,11 +135,22 @@ EXPERIMENTS = {e.name: e for e in (
                "musicnn_vgg_msd_whole frozen, top blocks' statistics and descriptors",
                "musicnn_vgg_msd_whole",
                "a logistic regression alone on the mean and the maximum of each of the frozen "
-               "backbone's top three blocks and the note's descriptors (the page's model; "
-               "compared leave-one-lineage-out: make experiments)",
+               "backbone's top three blocks and the note's descriptors (compared "
+               "leave-one-lineage-out: make experiments)",
                "head", "05", head="block_statistics", max_unfrozen_blocks=0,
                compared_with="musicnn_vgg_msd_whole_statistics",
                change="a head alone on the frozen top blocks' statistics and the descriptors"),
+    Experiment("musicnn_vgg_msd_whole_with_mtt_block_statistics",
+               "musicnn_vgg_msd_whole and musicnn_mtt frozen, top blocks' statistics and "
+               "descriptors", "musicnn_vgg_msd_whole",
+               "a logistic regression alone on the mean and the maximum of the top three blocks "
+               "of two frozen backbones, musicnn's MSD VGG and musicnn's own architecture "
+               "(MTT checkpoint), and the note's descriptors (the page's model; compared "
+               "leave-one-lineage-out: make experiments)",
+               "head", "05", head="block_statistics", max_unfrozen_blocks=0,
+               also_frozen=("musicnn_mtt",),
+               compared_with="musicnn_vgg_msd_whole_block_statistics",
+               change="musicnn_mtt's top blocks' statistics beside the VGG's"),
     Experiment("musicnn_vgg_msd_whole_statistics_with_blocks",
                "musicnn_vgg_msd_whole + statistics head, with the frozen blocks' head",
                "musicnn_vgg_msd_whole",
@@ -278,7 +296,7 @@ def train_experiment(profile: Profile, name: str, progress=None, data: dict | No
         return train.ensemble_model(profile, name, members, data["valid"], progress,
                                     models_dir(profile, seed))
     if experiment.head == train.BLOCK_STATISTICS:
-        return embeddings.block_statistics_model(profile, experiment.backbone, data,
+        return embeddings.block_statistics_model(profile, experiment.frozen_backbones, data,
                                                  schedule(profile, experiment, seed), progress,
                                                  models_dir(profile, seed), experiment=name)
     return train.trained_model(profile, experiment.backbone, data=data, progress=progress,
@@ -304,7 +322,8 @@ def leave_one_lineage_out(profile: Profile, name: str, progress=None, seed: int 
     if experiment.members:
         result = lineages.ensemble_out(profile, experiment.members, seed)
     elif frozen_head:
-        result = lineages.block_statistics_out(profile, experiment.backbone, progress, seed)
+        result = lineages.block_statistics_out(profile, experiment.frozen_backbones, progress,
+                                               seed)
     else:
         result = lineages.leave_one_lineage_out(profile, experiment.backbone, progress=progress,
                                                 head=experiment.head, seed=seed)

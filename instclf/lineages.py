@@ -176,18 +176,18 @@ def _results(profile: Profile, backbone_name: str, head: str, schedule: train.Sc
             "predictions": pd.concat(tables, ignore_index=True)}
 
 
-def block_statistics_out(profile: Profile, backbone_name: str, progress=None,
+def block_statistics_out(profile: Profile, backbone_names: tuple[str, ...], progress=None,
                          seed: int = 0) -> dict:
-    """Leave-one-lineage-out of the head alone on the frozen backbone's top blocks'
+    """Leave-one-lineage-out of the head alone on the frozen backbones' top blocks'
     statistics and the notes' descriptors (:func:`instclf.embeddings.block_statistics_model`):
     in every fold, a head fitted on the same notes as the staged folds (every seed gives the
     same one: :func:`instclf.embeddings.statistics_head`), tested
-    on every note of the lineage left out. One frozen pass over every note serves every fold
-    (``instclf train musicnn_vgg_msd_whole_block_statistics --lineages``)."""
-    backbone = backbones.get_backbone(backbone_name)
+    on every note of the lineage left out. One frozen pass of each backbone over every note
+    serves every fold (``instclf train musicnn_vgg_msd_whole_block_statistics --lineages``)."""
+    backbone = backbones.get_backbone(backbone_names[0])
     everything = pool(profile, backbone.front_end, progress=progress is not None)
-    S, _ = embeddings.backbone_embeddings(profile, backbone.name, {"every note": everything},
-                                          progress=progress, statistics=True)
+    S, _ = embeddings.statistics_embeddings(profile, tuple(backbone_names),
+                                            {"every note": everything}, progress)
     schedule = replace(train.schedule_for(profile, 0), seed=profile.seed + seed)
     per_lineage, tables = {}, []
     for lineage, fold in folds(profile, everything).items():
@@ -202,8 +202,8 @@ def block_statistics_out(profile: Profile, backbone_name: str, progress=None,
         if progress:
             progress(f"without {lineage}: {per_lineage[lineage]['accuracy']:.1%} on its "
                      f"{len(table)} notes")
-    return _results(profile, backbone_name, train.BLOCK_STATISTICS, schedule, seed, "lineage",
-                    per_lineage, tables)
+    return _results(profile, "+".join(backbone_names), train.BLOCK_STATISTICS, schedule, seed,
+                    "lineage", per_lineage, tables)
 
 
 def ensemble_table(tables: list[pd.DataFrame]) -> pd.DataFrame:

@@ -18,7 +18,7 @@ DESCRIPTION_MEMBER = "instclf.json"  # the description inside the .keras archive
 # the recipes that fine-tune at most one network (what make reproduce affords), the one whose
 # leave-one-lineage-out mean is highest in figures/lineages.json (make experiments;
 # tests/test_lineages.py checks that it still is).
-BEST_EXPERIMENT = "musicnn_vgg_msd_whole_block_statistics"
+BEST_EXPERIMENT = "musicnn_vgg_msd_whole_with_mtt_block_statistics"
 # The one network notebook 04 fine-tunes (its unfreezing lesson, and the page's recipe's
 # strongest rival that fine-tunes one); make experiments compares training sources with it.
 NOTEBOOK_04_NETWORK = "musicnn_vgg_msd_whole_statistics"

@@ -131,8 +131,10 @@ def findings(results: dict) -> list[str]:
                      f"the frozen {sources['backbone']}): " + _head_only(sources))
         if "block_statistics" in sources:
             blocks = sources["block_statistics"]
-            what = (f"A logistic head on the mean and maximum of the top {blocks['blocks']} blocks "
-                    "and the note's descriptors" if blocks.get("descriptors") else
+            of = (f" of {' and '.join(blocks['backbones'])}"
+                  if len(blocks.get("backbones", ())) > 1 else "")
+            what = (f"A logistic head on the mean and maximum of the top {blocks['blocks']} blocks"
+                    f"{of} and the note's descriptors" if blocks.get("descriptors") else
                     f"The same head on the mean and maximum of the top {blocks['blocks']} blocks")
             lines.append(f"{what} instead: " + _head_only(blocks))
     calibration = results.get("calibration")

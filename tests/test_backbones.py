@@ -96,11 +96,39 @@ def test_frozen_embeddings_are_the_heads_input_then_each_top_blocks_mean_and_max
     for block in backbone.blocks[-blocks:]:
         out = _through(model, X, names.index(block[-1]) + 1)
         axes = tuple(range(1, out.ndim - 1))
-        expected += [out.mean(axis=axes), out.max(axis=axes)]
+        if all(out.shape[axis] == 1 for axis in axes):  # one value per channel: given once
+            expected.append(out.reshape(len(out), -1))
+        else:
+            expected += [out.mean(axis=axes), out.max(axis=axes)]
     expected.append(keras.ops.convert_to_numpy(descriptors.for_front_end(backbone.front_end)(X)))
     np.testing.assert_allclose(E[:, split:], np.concatenate(expected, axis=1), rtol=1e-4,
                                atol=1e-4)
     assert E.shape[1] - split == sum(e.shape[1] for e in expected[:-1]) + len(descriptors.NAMES)
+
+
+def test_musicnn_back_end_statistics_give_each_pooled_value_once(built):
+    backbone, model = built["musicnn_msd"]
+    extract, _ = backbones.frozen_embeddings(model, backbone, pooled=False, with_descriptors=False)
+    # block3_midend keeps time (mean and max of 689), the pooled back-end and penultimate not
+    assert extract.output_shape[-1] == 2 * 689 + 1506 + 200
+
+
+def test_a_head_on_several_frozen_backbones_reads_each_ones_statistics_then_descriptors(built):
+    frozen = [built[name][0] for name in ("musicnn_vgg_msd_whole", "musicnn_msd")]
+    X = np.random.default_rng(1).normal(size=(2, *frozen[0].front_end.shape)).astype(np.float32)
+    parts = []
+    for backbone in frozen:
+        extract, _ = backbones.frozen_embeddings(built[backbone.name][1], backbone, pooled=False,
+                                                 with_descriptors=False)
+        parts.append(extract.predict(X, verbose=0))
+    parts.append(keras.ops.convert_to_numpy(descriptors.for_front_end(frozen[0].front_end)(X)))
+    expected = np.concatenate(parts, axis=1)
+    identity = keras.Sequential([keras.Input((expected.shape[1],)), keras.layers.Identity()])
+    classifier = backbones.block_statistics_classifier(frozen, identity)
+    np.testing.assert_allclose(classifier.predict(X, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    assert not any(w.trainable for w in classifier.layers[1].weights)
+    with pytest.raises(InstclfError, match="front end"):
+        backbones.block_statistics_classifier([frozen[0], built["musicnn_vgg"][0]], identity)
 
 
 def _through(model, X, stop):

@@ -89,7 +89,8 @@ def test_the_statistics_head_is_the_logistic_regression_and_never_picks_an_absen
     assert P[:, -1].max() < 1e-12
     Z = (S - S[fit].mean(axis=0)) / S[fit].std(axis=0)
     weights = len(y[fit]) / (np.bincount(y[fit]).astype(bool).sum() * np.bincount(y[fit]))
-    expected = LogisticRegression(C=embeddings.STATISTICS_HEAD_C, max_iter=2000).fit(
+    expected = LogisticRegression(C=embeddings.STATISTICS_HEAD_C, tol=embeddings.STATISTICS_HEAD_TOL,
+                                  max_iter=2000).fit(
         Z[fit], y[fit], sample_weight=weights[y[fit]]).predict_proba(Z)
     np.testing.assert_allclose(P[:, :-1], expected, atol=1e-4)
     picked = P[~fit][np.arange((~fit).sum()), y[~fit]]

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from instclf import backbones, embeddings, evaluate, export, lineages, models, train
+from instclf import backbones, descriptors, embeddings, evaluate, export, lineages, models, train
 from instclf.activations import predict_in_chunks
 from instclf.profiles import Profile
 
@@ -33,8 +33,8 @@ def data(profile):
 
 @pytest.fixture(scope="module")
 def frozen_head(profile, data):
-    return embeddings.block_statistics_model(profile, BACKBONE, data, SCHEDULE,
-                                        experiment="frozen_head")
+    return embeddings.block_statistics_model(profile, (BACKBONE,), data, SCHEDULE,
+                                             experiment="frozen_head")
 
 
 def test_the_frozen_head_model_is_its_head_on_the_top_blocks_statistics(profile, data,
@@ -58,7 +58,7 @@ def test_the_frozen_head_model_loads_in_safe_mode_and_is_not_trained_twice(profi
                                                                            monkeypatch):
     monkeypatch.setattr(embeddings, "statistics_head",
                         lambda *a, **k: pytest.fail("a saved head is loaded, not trained"))
-    again = embeddings.block_statistics_model(profile, BACKBONE, data, SCHEDULE)
+    again = embeddings.block_statistics_model(profile, (BACKBONE,), data, SCHEDULE)
     assert again.path == frozen_head.path
     X = data["valid"].X[:]
     np.testing.assert_allclose(again.model.predict(X, verbose=0),
@@ -66,6 +66,31 @@ def test_the_frozen_head_model_loads_in_safe_mode_and_is_not_trained_twice(profi
     # a head saved before the descriptors joined the statistics is not loaded
     assert train.run_key(backbones.get_backbone(BACKBONE), replace(SCHEDULE, max_unfrozen_blocks=0),
                          data, head=train.BLOCK_STATISTICS) != frozen_head.path.parent.name
+
+
+def test_a_frozen_head_on_two_backbones_reads_both_statistics_and_the_descriptors_once(
+        profile, data, frozen_head):
+    both = (BACKBONE, "musicnn_vgg_msd")  # one front end
+    trained = embeddings.block_statistics_model(profile, both, data, SCHEDULE, experiment="two")
+    first, notes = embeddings.backbone_embeddings(profile, BACKBONE, data, statistics=True)
+    second, _ = embeddings.backbone_embeddings(profile, both[1], data, statistics=True)
+    S, same_notes = embeddings.statistics_embeddings(profile, both, data)
+    described = len(descriptors.NAMES)
+    assert same_notes.equals(notes)
+    np.testing.assert_array_equal(S, np.concatenate(
+        [first[:, :-described], second[:, :-described], first[:, -described:]], axis=1))
+    np.testing.assert_array_equal(first[:, -described:], second[:, -described:])
+    part = np.concatenate([np.full(len(d), name) for name, d in data.items()])
+    y = np.concatenate([d.y for d in data.values()])
+    head, _ = embeddings.statistics_head(S, y, part == "fit", part == "valid")
+    np.testing.assert_allclose(trained.model.predict(data["test"].X[:], verbose=0),
+                               head.predict(S[part == "test"], verbose=0), rtol=1e-4, atol=1e-5)
+    assert trained.meta["frozen_backbones"] == list(both)
+    assert trained.path != frozen_head.path
+    reloaded = train.load_trained(trained.path)
+    np.testing.assert_allclose(reloaded.model.predict(data["valid"].X[:], verbose=0),
+                               trained.model.predict(data["valid"].X[:], verbose=0), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_an_ensemble_model_is_the_mean_of_its_members_and_its_own_validation_loss(
@@ -126,7 +151,7 @@ def test_the_frozen_heads_folds_train_without_their_lineage_and_test_on_all_of_i
         return original(S, y, fit, valid)
 
     monkeypatch.setattr(embeddings, "statistics_head", spy)
-    result = lineages.block_statistics_out(profile, BACKBONE, seed=1)
+    result = lineages.block_statistics_out(profile, (BACKBONE,), seed=1)
     assert set(result["per_lineage"]) == {"TimGM6mb", "sf_GMbank"}
     assert trained_on == [{"sf_GMbank"}, {"TimGM6mb"}]
     table = result["predictions"]

@@ -21,6 +21,10 @@ def test_names_and_labels_are_unique_and_every_backbone_exists():
         assert e.varies in experiments.ASPECTS, e.name
         assert e.description and "\n" not in e.description, e.name
         assert e.augmentation is None or isinstance(e.augmentation, Augmentation), e.name
+        if e.also_frozen:  # more frozen backbones: only a head on their statistics reads them
+            assert e.head == "block_statistics" and e.backbone not in e.also_frozen, e.name
+            assert {backbones.get_backbone(name).front_end for name in e.frozen_backbones} == {
+                backbones.get_backbone(e.backbone).front_end}, e.name
 
 
 def test_every_comparison_names_an_earlier_experiment_and_says_what_changes():
@@ -33,8 +37,8 @@ def test_every_comparison_names_an_earlier_experiment_and_says_what_changes():
 
 
 def test_two_experiments_never_share_a_run():
-    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources, e.head, e.members)
-               for e in EXPERIMENTS]
+    recipes = [(e.backbone, e.max_unfrozen_blocks, e.augmentation, e.sources, e.head, e.members,
+                e.also_frozen) for e in EXPERIMENTS]
     assert len(set(recipes)) == len(recipes)
 
 

@@ -93,6 +93,10 @@ def test_findings_add_the_top_blocks_statistics_when_measured(results):
     assert report.findings(results)[2].startswith(
         "A logistic head on the mean and maximum of the top 3 blocks and the note's descriptors "
         "instead: mean 61.2% over 5 lineages;")
+    results["unseen_sources"]["block_statistics"]["backbones"] = ["vgg_a", "tagger_b"]
+    assert report.findings(results)[2].startswith(
+        "A logistic head on the mean and maximum of the top 3 blocks of vgg_a and tagger_b and "
+        "the note's descriptors instead: mean 61.2%")
 
 
 def test_findings_leave_the_comparisons_to_the_comparisons_file(results):
