@@ -39,11 +39,12 @@ RATE_RANGE = (8_000, 384_000)  # Hz: telephone audio to the fastest common conve
 MIN_SOUND_SECONDS = 0.03
 # "Not sure" (see doubt): below this top probability the best default model's answers on
 # unseen instruments are right less than half the time (evaluate.not_sure_threshold of its
-# table, printed by notebook 05: 0.678 for the page's logistic head on the frozen blocks'
-# statistics and the descriptors, 2026-12-01, 54% of those notes below it; 0.646 for the
+# table, printed by notebook 05: 0.693 for the page's logistic head on two frozen backbones'
+# blocks' statistics and the descriptors, 2026-12-01, 35% of those notes below it; 0.678 for
+# the same head on the VGG alone (54% below it); 0.646 for the
 # ensemble before it, 0.775 for the network alone; 0.786 with 24 notes per sampled
 # instrument, 0.730 without them, the soundfonts-only model's 0.686).
-NOT_SURE_BELOW = 0.678
+NOT_SURE_BELOW = 0.693
 # Noise: median spectral flatness of the loud frames (features.spectral_flatness). Training
 # notes reach 0.044 at most; pink noise 0.16, white 0.56; a tone under white noise at 15 dB
 # SNR 0.019.
