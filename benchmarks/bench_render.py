@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from instclf import profiles, render
-from instclf.sources import make_source
+from instclf.sources.registry import make_source
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -281,11 +281,10 @@ def page_predictor(profile: Profile):
 def dataset_notes(profile: Profile) -> pd.DataFrame | None:
     """The notes of the profile's sources when they are on disk, else None; never renders,
     downloads or writes (the page's note explorer)."""
-    from . import sources
+    from .sources.base import read_notes
 
     try:
-        return sources.read_notes(profile.sources, profile.data_dir, progress=False,
-                                  ensure=False)
+        return read_notes(profile.sources, profile.data_dir, progress=False, ensure=False)
     except InstclfError:
         return None
 

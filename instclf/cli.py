@@ -42,13 +42,13 @@ def _data_render(args) -> int:
 
 def _profile_notes(args):
     """The notes of ``--root`` (one NSynth-format dataset root) or of the profile's sources."""
-    from . import sources
+    from .sources.base import read_notes
 
     if args.root:
         return nsynth.read_dataset(Path(args.root), args.splits).assign(origin="root",
                                                                         lineage="root")
     profile = profiles.get_profile(args.profile)
-    return sources.read_notes(profile.sources, profile.data_dir, ensure=False)
+    return read_notes(profile.sources, profile.data_dir, ensure=False)
 
 
 def _data_info(args) -> int:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import nsynth, storage
 from .config import keep_freed_memory
-from .sources import read_notes
+from .sources.base import read_notes
 
 SOURCE_RATE = nsynth.SAMPLE_RATE
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import PROJECT_ROOT, InstclfError, data_dir
-from .sources import Source, read_notes
+from .sources.base import Source, read_notes
 from .sources.csound import CsoundRender
 from .sources.faust import FaustRender
 from .sources.official import OfficialNSynth

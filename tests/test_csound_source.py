@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from instclf import nsynth, render, sources, subsets
+from instclf.sources import base, registry
+from instclf import nsynth, render, subsets
 from instclf.config import FAMILIES, SOURCES, SPLITS, InstclfError
 from instclf.sources import csound, synth
 
@@ -112,10 +113,10 @@ def test_waveguides_play_at_their_pitch(engine):
 
 def test_the_registry_makes_it_and_names_never_meet_the_soundfonts(tiny, tiny_profile,
                                                                    tiny_dataset):
-    made = sources.make_source("csound", name="csound-tiny", instruments_per_family=2,
+    made = registry.make_source("csound", name="csound-tiny", instruments_per_family=2,
                                notes_per_instrument=2, velocities=(100,), heldout_fraction=0.5)
     assert made == TINY and made.settings()["kind"] == "csound"
-    notes = sources.read_notes([*tiny_profile.sources, made], tiny[0], progress=False)
+    notes = base.read_notes([*tiny_profile.sources, made], tiny[0], progress=False)
     mine = notes[notes.origin == "csound-tiny"]
     assert len(mine) == 44 and set(mine.lineage) == {"csound"}
     assert set(notes[notes.origin != "csound-tiny"].lineage).isdisjoint({"csound"})

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import drawn_sources
-from instclf import nsynth, render, sources
+from instclf.sources import base, registry
+from instclf import nsynth, render
 from instclf.config import InstclfError
 from instclf.sources import faust
 from instclf.sources.faust import FaustRender
@@ -93,14 +94,14 @@ def test_every_model_sounds_in_its_register(model, engine):
 
 def test_at_least_nine_families_and_the_registry():
     assert len(faust.FAUST_FAMILIES) >= 9
-    made = sources.make_source("faust", name="f", families=("organ", "vocal"))
+    made = registry.make_source("faust", name="f", families=("organ", "vocal"))
     assert isinstance(made, FaustRender) and made.settings()["kind"] == "faust"
     with pytest.raises(InstclfError, match="no Faust model for family 'nope'"):
         faust.plan_dataset(replace(made, families=("nope",)))
 
 
 def test_every_note_is_of_the_faust_lineage(tiny):
-    notes = sources.read_notes([TINY], tiny[0])
+    notes = base.read_notes([TINY], tiny[0])
     assert set(notes.lineage) == {"faust"} and set(notes.origin) == {"faust-tiny"}
     assert notes.preset_name.notna().all()
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import drawn_sources
-from instclf import nsynth, render, sources, subsets
+from instclf.sources import base, registry
+from instclf import nsynth, render, subsets
 from instclf.config import FAMILIES, SOURCES, InstclfError
 from instclf.sources import pyo_synth, synth
 from instclf.sources.pyo_synth import PyoRender
@@ -142,11 +143,11 @@ def test_engines_cover_nine_families_or_more_within_nsynth():
 
 
 def test_the_registry_makes_it_and_every_note_is_of_the_pyo_lineage(tiny):
-    made = sources.make_source("pyo", name="pyo-tiny", families=TINY.families,
+    made = registry.make_source("pyo", name="pyo-tiny", families=TINY.families,
                                instruments_per_family=2, notes_per_instrument=2,
                                velocities=(100,), heldout_fraction=0.5)
     assert made == TINY and made.settings()["kind"] == "pyo"
-    notes = sources.read_notes([made], tiny[0], progress=False)
+    notes = base.read_notes([made], tiny[0], progress=False)
     assert set(notes.lineage) == {"pyo"} and set(notes.origin) == {"pyo-tiny"}
     with pytest.raises(InstclfError, match="no pyo engine plays family 'nope'"):
         pyo_synth.plan_instruments(replace(made, families=("nope",)))

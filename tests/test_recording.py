@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.signal import hilbert
 
-from instclf import nsynth, recording, render, sources
+from instclf.sources import base, registry
+from instclf import nsynth, recording, render
 from instclf.config import FAMILIES, InstclfError
 from instclf.sources.recorded import Recorded
 
@@ -242,11 +243,11 @@ def recorded(tiny_profile, tiny_dataset, tmp_path_factory):
 
 def test_recorded_notes_are_a_valid_source_beside_the_dry_ones(recorded):
     source, data_dir, report = recorded
-    assert sources.source_class("recorded") is Recorded
+    assert registry.source_class("recorded") is Recorded
     dry_source = source.of
     for split in source.splits(data_dir):
         assert nsynth.validate_split(nsynth.split_folder(source.root(data_dir), split)) == []
-    notes = sources.read_notes([dry_source, source], data_dir, progress=False)
+    notes = base.read_notes([dry_source, source], data_dir, progress=False)
     dry, wet = notes[notes.origin == dry_source.name], notes[notes.origin == source.name]
     assert len(wet) == len(dry) == report.counts["written"]
     assert not set(wet.note_str) & set(dry.note_str)
@@ -273,7 +274,7 @@ def test_recorded_notes_are_their_chain_applied_to_the_dry_notes(recorded):
     source, data_dir, _ = recorded
     notes = source.read(data_dir, progress=False)
     note = notes.iloc[len(notes) // 2]
-    dry = sources.read_source(source.of, data_dir, progress=False).set_index("note_str")
+    dry = base.read_source(source.of, data_dir, progress=False).set_index("note_str")
     y, _ = nsynth.load_note(dry.loc[note.dry_note, "path"])
     expected, drawn = source.chain.record(y, note.note_str, str(note.family))
     assert tuple(drawn) == note.conditions
@@ -295,10 +296,10 @@ def test_a_recorded_folder_source_keeps_its_single_split(tmp_path):
     from test_sources import NAMES, write_folder
 
     write_folder(tmp_path / "mine", NAMES[:6])
-    folder = sources.make_source("folder", name="mine", path="mine")
-    source = sources.make_source("recorded", name="mine-recorded", of=folder,
+    folder = registry.make_source("folder", name="mine", path="mine")
+    source = registry.make_source("recorded", name="mine-recorded", of=folder,
                                  conditions=("noise", "codec"))
-    notes = sources.read_notes([folder, source], tmp_path, progress=False)
+    notes = base.read_notes([folder, source], tmp_path, progress=False)
     wet = notes[notes.origin == "mine-recorded"]
     assert len(wet) == 6 and set(wet.split) == {"train"}
     assert set(wet.lineage) == {"mine"}
@@ -310,14 +311,14 @@ def test_shards_then_a_whole_run_and_a_new_seed_records_again(tmp_path):
     from test_sources import NAMES, write_folder
 
     write_folder(tmp_path / "mine", NAMES[:8])
-    folder = sources.make_source("folder", name="mine", path="mine")
+    folder = registry.make_source("folder", name="mine", path="mine")
     source = Recorded(name="wet", of=folder, conditions=("noise", "codec"))
     shards = [source.render(tmp_path, workers=1, progress=False, shard=(i, 2)) for i in (0, 1)]
     assert [r.counts for r in shards] == [{"written": 4}, {"written": 4}]
     assert not source.is_ready(tmp_path)  # no metadata yet
     whole = source.render(tmp_path, workers=1, progress=False)
     assert whole.counts == {"resumed": 8} and source.is_ready(tmp_path)
-    path = sources.read_source(source, tmp_path, progress=False).path.iloc[0]
+    path = base.read_source(source, tmp_path, progress=False).path.iloc[0]
     before = nsynth.load_note(path)[0]
     reseeded = Recorded(name="wet", of=folder, conditions=("noise", "codec"), seed=1)
     assert reseeded.render(tmp_path, workers=1, progress=False).counts == {"written": 8}
@@ -328,11 +329,11 @@ def test_a_share_of_the_dry_notes_is_recorded_and_the_rest_left_dry(tmp_path):
     from test_sources import NAMES, write_folder
 
     write_folder(tmp_path / "mine", NAMES)
-    folder = sources.make_source("folder", name="mine", path="mine")
+    folder = registry.make_source("folder", name="mine", path="mine")
     source = Recorded(name="some", of=folder, conditions=("noise",), notes_share=0.5)
     source.render(tmp_path, workers=1, progress=False)
     assert source.is_ready(tmp_path)
-    wet = sources.read_source(source, tmp_path, progress=False)
+    wet = base.read_source(source, tmp_path, progress=False)
     assert 0 < len(wet) < len(NAMES)
     again = Recorded(name="other", of=folder, conditions=("noise",), notes_share=0.5)
     assert list(again.recorded_notes(folder.read(tmp_path, progress=False)).note_str) == \

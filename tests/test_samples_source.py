@@ -20,7 +20,8 @@ from drawn_sources import (assert_held_out_instruments_not_trained_on, assert_re
                            assert_same_bytes, rendered_notes)
 from instclf import render
 from instclf.config import InstclfError
-from instclf.sources import make_source, read_source
+from instclf.sources.base import read_source
+from instclf.sources.registry import make_source
 from instclf.sources import samples
 from instclf.sources.synth import midi_cps, sounding_frequency
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from instclf import profiles, sources, subsets
+from instclf.sources import base, registry
+from instclf import profiles, subsets
 from instclf.config import FAMILIES, InstclfError
 from instclf.sources.folder import Folder
 from nsynth_archives import example, wav_bytes
@@ -29,17 +30,17 @@ NAMES = [f"{family}_acoustic_{i:03d}-{pitch:03d}-100" for family in FAMILIES[:3]
 
 
 def test_every_registered_kind_is_a_source():
-    for kind in sources.KINDS:
-        assert issubclass(sources.source_class(kind), sources.Source)
-        assert sources.source_class(kind).kind == kind
+    for kind in registry.KINDS:
+        assert issubclass(registry.source_class(kind), base.Source)
+        assert registry.source_class(kind).kind == kind
     with pytest.raises(InstclfError, match="unknown source kind 'nope'"):
-        sources.make_source("nope")
+        registry.make_source("nope")
 
 
 def test_a_single_split_folder_is_split_by_instruments(tmp_path):
     write_folder(tmp_path / "mine", NAMES)
-    source = sources.make_source("folder", name="mine", path="mine")
-    notes = sources.read_notes([source], tmp_path)
+    source = registry.make_source("folder", name="mine", path="mine")
+    notes = base.read_notes([source], tmp_path)
     assert len(notes) == len(NAMES) and set(notes["split"]) == {"train"}
     assert set(notes["origin"]) == {"mine"} and set(notes["lineage"]) == {"mine"}
     chosen = subsets.select(notes, subsets.Selection(splits="instruments", heldout_fraction=0.2,
@@ -60,7 +61,7 @@ def test_a_dataset_root_keeps_its_own_splits(tmp_path):
     write_folder(tmp_path / "root" / "nsynth-test", NAMES[-4:])
     source = Folder(name="two", path=str(tmp_path / "root"))
     assert source.splits(tmp_path) == ("train", "test")
-    notes = sources.read_notes([source], tmp_path)
+    notes = base.read_notes([source], tmp_path)
     assert notes.groupby("split").size().to_dict() == {"train": 8, "test": 4}
 
 
@@ -68,12 +69,12 @@ def test_note_names_must_be_unique_across_sources(tmp_path):
     write_folder(tmp_path / "a", NAMES[:4])
     write_folder(tmp_path / "b", NAMES[:4])
     with pytest.raises(InstclfError, match="more than one source"):
-        sources.read_notes([Folder(name="a", path="a"), Folder(name="b", path="b")], tmp_path)
+        base.read_notes([Folder(name="a", path="a"), Folder(name="b", path="b")], tmp_path)
 
 
 def test_a_missing_folder_or_download_says_how_to_get_it(tmp_path):
     with pytest.raises(InstclfError, match="no NSynth-format notes"):
-        sources.read_notes([Folder(name="x", path="nowhere")], tmp_path)
+        base.read_notes([Folder(name="x", path="nowhere")], tmp_path)
     with pytest.raises(InstclfError, match="instclf data download --splits train valid test"):
         profiles.PROFILES["nsynth"].sources[0].ensure(tmp_path)
 
@@ -100,7 +101,7 @@ def test_a_new_source_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
-    class Generated(sources.Source):
+    class Generated(base.Source):
         """What a new source module holds: notes it makes into its own folder."""
 
         count: int = 2
@@ -115,9 +116,9 @@ def test_a_new_source_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
                                           for k in range(self.count)])
             return root
 
-    monkeypatch.setitem(sources.KINDS, "generated", f"{__name__}:Generated")
+    monkeypatch.setitem(registry.KINDS, "generated", f"{__name__}:Generated")
     monkeypatch.setitem(globals(), "Generated", Generated)
-    made = sources.make_source("generated", name="gen", count=3)
+    made = registry.make_source("generated", name="gen", count=3)
     profile = profiles.Profile(name="p", sources=(made,), data_dir=tmp_path)
     notes = profile.notes(progress=False)
     assert notes.groupby("split").size().to_dict() == {"test": 3, "train": 3, "valid": 3}
@@ -145,8 +146,8 @@ def test_the_smoke_and_default_profiles_hold_every_source_the_project_renders(na
     """make test (smoke) and make reproduce (default) render and train on every rendered
     kind, each with its recorded copy, so a new source cannot be left out of either."""
     found = profiles.PROFILES[name].sources
-    rendered = {kind for kind in sources.KINDS
-                if getattr(sources.source_class(kind), "renders", False) and kind != "recorded"}
+    rendered = {kind for kind in registry.KINDS
+                if getattr(registry.source_class(kind), "renders", False) and kind != "recorded"}
     dry = {s.kind for s in found if s.kind != "recorded"}
     assert dry == rendered
     recorded = {s.of.name for s in found if s.kind == "recorded"}

@@ -69,3 +69,26 @@ class Source:
     def settings(self) -> dict:
         """What the notes depend on (the source's fields), for descriptions and keys."""
         return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+def read_source(source: Source, data_dir: Path, progress: bool = True,
+                ensure: bool = True) -> pd.DataFrame:
+    """The notes of one source (made available first), with ``split``, ``origin``, ``lineage``."""
+    notes = source.read(data_dir, progress, ensure)
+    return notes.assign(origin=source.name, lineage=source.lineage(notes).to_numpy())
+
+
+def read_notes(sources, data_dir: Path, progress: bool = True,
+               ensure: bool = True) -> pd.DataFrame:
+    """The notes of every source, one table (notebooks 01 to 07 through the profile).
+
+    Note names must be unique across the sources: every cache is keyed on them.
+    """
+    notes = pd.concat([read_source(s, data_dir, progress, ensure) for s in sources],
+                      ignore_index=True)
+    twice = notes["note_str"][notes["note_str"].duplicated()]
+    if len(twice):
+        raise InstclfError(
+            f"{len(twice)} note names occur in more than one source (first: {twice.iloc[0]}); "
+            "give the sources distinct instrument names")
+    return notes
