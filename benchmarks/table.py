@@ -141,6 +141,29 @@ def predict_rows(result: dict) -> list[dict]:
     return rows
 
 
+def pipeline_rows(result: dict) -> list[dict]:
+    """How the model is fed: the frozen pass per backbone of the page's model, and training."""
+    rows = []
+    for name, ways in result["frozen_pass"].items():
+        ours, theirs = ways["predict_in_chunks"], ways["model_predict"]
+        rows.append(row(f"frozen pass of {name} (top blocks' statistics), {result['notes']} "
+                        "notes", ours["median_ms_per_note"], "ms/note", "model.predict",
+                        theirs["median_ms_per_note"], source="pipeline.json",
+                        note=f"median of {result['repeats']} calls each; slowest "
+                             f"{ours['slowest_ms_per_note']:g} against "
+                             f"{theirs['slowest_ms_per_note']:g} ms/note"))
+    fit = result["training"]
+    ours, theirs = fit["for_fit"], fit["py_dataset"]
+    rows.append(row("training epochs on cached activations (Batches.for_fit: tf.data, no "
+                    "autotuned prefetch)", ours["median_samples_per_second"], "samples/s",
+                    "the Batches PyDataset through Keras's adapter",
+                    theirs["median_samples_per_second"], source="pipeline.json",
+                    note=f"median of {result['repeats']} epochs each; slowest "
+                         f"{ours['slowest_samples_per_second']:,.0f} against "
+                         f"{theirs['slowest_samples_per_second']:,.0f} samples/s"))
+    return rows
+
+
 def page_rows(result: dict) -> list[dict]:
     bounded, defaults = result["bounded"], result["voila_defaults"]
     load = (f"the page, {result['sessions']} concurrent browser sessions after "
@@ -219,6 +242,7 @@ READERS = {  # benchmark name -> (reader, what is missing, unit, alternative)
     "features": (features_rows, "features", "clips/s", "per-file librosa loop"),
     "training": (training_rows, "training on cached activations", "samples/s", "plain"),
     "predict": (predict_rows, "prediction, warm", "ms", "model.predict"),
+    "pipeline": (pipeline_rows, "frozen pass over many notes", "ms/note", "model.predict"),
     "streaming": (streaming_rows, "training streamed from on-disk caches", "MB",
                   "activations in RAM"),
     "page": (page_rows, "the page under load: memory held", "MB", "Voila's defaults"),

@@ -50,11 +50,15 @@ def predict_in_chunks(model: keras.Model, X: np.ndarray, batch_size: int = 64,
     into ``out`` (a new float32 array if not given; a memory map keeps RAM to one chunk)."""
     if out is None:
         out = np.empty((len(X), *model.output_shape[1:]), np.float32)
-    chunk = 16 * batch_size  # predict compiles the graph once; chunks bound the float32 copy
+    chunk = 16 * batch_size  # chunks bound the float32 copy
     for begin in tqdm(range(0, len(X), chunk), disable=not progress, unit="chunk",
                       desc="activations"):
         batch = np.asarray(X[begin:begin + chunk], dtype=np.float32)
-        out[begin:begin + len(batch)] = model.predict(batch, batch_size=batch_size, verbose=0)
+        # predict_on_batch, not predict: on 2 cores predict's input pipeline often leaves the
+        # model one core (musicnn_mtt 40 instead of 25 ms/note; benchmarks/bench_pipeline.py)
+        for start in range(0, len(batch), batch_size):
+            part = batch[start:start + batch_size]
+            out[begin + start:begin + start + len(part)] = model.predict_on_batch(part)
     return out
 
 
@@ -186,6 +190,35 @@ class Batches(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
         self.order = self._order()
+
+    def for_fit(self):
+        """What :func:`instclf.train.fit_stage` hands to ``fit``: with TensorFlow, these batches
+        as a ``tf.data`` pipeline without autotuned prefetching, each pass one epoch (the
+        first epoch 0, each later pass after :meth:`on_epoch_end`); elsewhere the ``PyDataset`` itself.
+        Keras's own adapter for a ``PyDataset`` prefetches with autotuning, and on 2 cores
+        about one epoch in four then ran at half speed (benchmarks/bench_pipeline.py)."""
+        if keras.backend.backend() != "tensorflow":
+            return self
+        import tensorflow as tf
+
+        signature = tuple(tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype))
+                          for part in map(np.asarray, self[0]))
+
+        passes = 0
+
+        def one_epoch():  # Keras stops at len(self) batches, so each pass begins the epoch
+            nonlocal passes
+            if passes:
+                self.on_epoch_end()
+            passes += 1
+            for index in range(len(self)):
+                yield self[index]
+
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.threading.private_threadpool_size = 1
+        batches = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
+        return batches.apply(tf.data.experimental.assert_cardinality(len(self))).with_options(options)
 
 
 def sample_weights(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:

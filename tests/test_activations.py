@@ -135,7 +135,8 @@ def _dense_model(seed=0):
     return model
 
 
-def test_sample_weights_train_as_keras_class_weight_does():
+@pytest.mark.parametrize("for_fit", [False, True], ids=["py_dataset", "for_fit"])
+def test_sample_weights_train_as_keras_class_weight_does(for_fit):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 6)).astype("float32"), rng.integers(0, 4, 40)
     y[:20] = 0  # unbalanced, so the weights matter
@@ -143,8 +144,8 @@ def test_sample_weights_train_as_keras_class_weight_does():
     keras_way = _dense_model()
     keras_way.fit(X, y, batch_size=8, epochs=2, class_weight=weights, shuffle=False, verbose=0)
     ours = _dense_model()
-    ours.fit(activations.Batches(X, y, 8, class_weight=weights), epochs=2, shuffle=False,
-             verbose=0)
+    batches = activations.Batches(X, y, 8, class_weight=weights)
+    ours.fit(batches.for_fit() if for_fit else batches, epochs=2, shuffle=False, verbose=0)
     unweighted = _dense_model()
     unweighted.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     for a, b, c in zip(keras_way.get_weights(), ours.get_weights(), unweighted.get_weights()):
@@ -153,25 +154,47 @@ def test_sample_weights_train_as_keras_class_weight_does():
                                                      unweighted.get_weights()))
 
 
+class _Recording(activations.Batches):
+    """Batches that note the epoch, index and rows of every batch read (in ``fetched``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fetched = []
+
+    def __getitem__(self, index):
+        self.fetched.append((self.epoch, index, self.rows(index)))
+        return super().__getitem__(index)
+
+
 def test_fit_sees_every_row_once_per_epoch_in_a_new_order():
-    fetched = []
-
-    class Recording(activations.Batches):
-        def __getitem__(self, index):
-            fetched.append((self.epoch, index, self.rows(index)))
-            return super().__getitem__(index)
-
     X, y = np.random.default_rng(0).normal(size=(20, 6)), np.arange(20) % 11
-    _dense_model().fit(Recording(X, y, 8, shuffle=True, seed=3), epochs=3, shuffle=False,
-                       verbose=0)
+    batches = _Recording(X, y, 8, shuffle=True, seed=3)
+    _dense_model().fit(batches, epochs=3, shuffle=False, verbose=0)
     by_epoch = {}
-    for epoch, index, rows in fetched:
+    for epoch, index, rows in batches.fetched:
         by_epoch.setdefault(epoch, {})[index] = rows
     full = [np.concatenate([rows[i] for i in range(3)]) for rows in by_epoch.values()
             if len(rows) == 3]  # Keras reads two batches first to learn their shapes
     assert len(full) == 3
     assert all(sorted(rows) == list(range(20)) for rows in full)
     assert len({tuple(rows) for rows in full}) == 3
+
+
+def test_for_fit_gives_fit_the_batches_of_each_epoch_in_turn():
+    X, y = np.random.default_rng(0).normal(size=(20, 6)), np.arange(20) % 11
+    batches = _Recording(X, y, 8, shuffle=True, seed=3)
+    _dense_model().fit(batches.for_fit(), epochs=3, shuffle=False, verbose=0)
+    fetched = batches.fetched[1:]  # the first batch read once to learn the shapes
+    assert [(epoch, index) for epoch, index, _ in fetched] == [
+        (epoch, index) for epoch in range(3) for index in range(3)]
+    reference = activations.Batches(X, y, 8, shuffle=True, seed=3)
+    for epoch in range(3):
+        rows = [rows for e, _, rows in fetched if e == epoch]
+        assert sorted(np.concatenate(rows)) == list(range(20))
+        assert all(np.array_equal(r, reference.rows(k)) for k, r in enumerate(rows))
+        reference.on_epoch_end()
+    assert len({tuple(np.concatenate([r for e, _, r in fetched if e == epoch]))
+                for epoch in range(3)}) == 3
 
 
 # --- staged training streams from the cache -------------------------------------------------

@@ -67,6 +67,18 @@ RESULTS = {
                        "stages": {"scipy.signal": 0.7, "first prediction": 0.1},
                        "folder": {"files": 120, "batched_files_per_second": 25.0,
                                   "one_at_a_time_files_per_second": 20.0, "ratio": 1.25}},
+    "pipeline.json": {"benchmark": "pipeline", "notes": 256, "batch_size": 64, "repeats": 8,
+                      "cpu_count": 2, "frozen_pass": {name: {
+                          "predict_in_chunks": {"median_ms_per_note": 25.0,
+                                                "slowest_ms_per_note": 26.0},
+                          "model_predict": {"median_ms_per_note": 40.0,
+                                            "slowest_ms_per_note": 41.0}}
+                          for name in ("musicnn_vgg_msd_whole", "musicnn_mtt")},
+                      "training": {"rows": 4096, "batch_size": 32,
+                                   "for_fit": {"median_samples_per_second": 3000.0,
+                                               "slowest_samples_per_second": 2800.0},
+                                   "py_dataset": {"median_samples_per_second": 2000.0,
+                                                  "slowest_samples_per_second": 1500.0}}},
     "phrases.json": {"benchmark": "phrases", "by_notes": {
         str(k): {"phrases": 236, "notes_found_exactly": 0.9, "first_note": 0.4,
                  "energy_weighted_log": 0.4 + 0.02 * k} for k in (1, 2, 3, 5)}},
@@ -84,9 +96,9 @@ def results_dir(tmp_path):
 
 def test_every_line_has_a_figure_an_alternative_and_a_ratio(results_dir):
     rows = table.bench_rows(results_dir)
-    assert len(rows) == 3 + 3 + 1 + 4 + 4 + 2 + 2 + 2 + 4 + 1  # render (FluidSynth and two
-    # lineages), features, training, predict, streaming, page, determinism, coldstart, phrases,
-    # reproduce
+    assert len(rows) == 3 + 3 + 1 + 4 + 3 + 4 + 2 + 2 + 2 + 4 + 1  # render (FluidSynth and
+    # two lineages), features, training, predict, pipeline (two backbones and training),
+    # streaming, page, determinism, coldstart, phrases, reproduce
     for row in rows:
         assert row["figure"] > 0 and row["unit"], row
         assert row["alternative"] and row["alternative_figure"] > 0, row
@@ -131,7 +143,8 @@ def test_missing_files_give_not_measured_lines(tmp_path):
     rows = table.bench_rows(tmp_path)
     missing = [r for r in rows if r["note"].startswith("not measured")]
     assert {r["source"] for r in missing} == {"features.json", "training.json",
-                                              "predict.json", "streaming.json",
+                                              "predict.json", "pipeline.json",
+                                              "streaming.json",
                                               "page.json", "determinism.json",
                                               "coldstart.json", "phrases.json",
                                               "reproduce.json"}
@@ -157,6 +170,14 @@ def test_written_table_and_reproduce_record(results_dir, capsys):
     assert (results_dir / "table.md").read_text() in printed
     again = table.bench_rows(results_dir)  # the written table is not read as a benchmark
     assert again == rows
+
+
+def test_pipeline_rows_compare_each_way_with_keras_own(results_dir):
+    rows = [r for r in table.bench_rows(results_dir) if r["source"] == "pipeline.json"]
+    assert [r["alternative"] for r in rows] == ["model.predict"] * 2 + [
+        "the Batches PyDataset through Keras's adapter"]
+    assert [r["ratio"] for r in rows] == [1.6, 1.6, 1.5]  # 40/25 ms per note, 3000/2000 per s
+    assert "musicnn_mtt" in rows[1]["measurement"] and "26 against 41" in rows[1]["note"]
 
 
 def test_page_and_determinism_rows_compare_with_the_defaults(results_dir):
