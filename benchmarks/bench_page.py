@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from instclf import app, experiments, profiles, train
+from instclf import app, experiments, models, profiles
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SESSIONS = 4  # concurrent browser sessions: about 1 GB of kernel each, on a 2-core machine
@@ -47,7 +47,7 @@ SETTINGS = {
 def served_profile() -> profiles.Profile:
     """The default profile when it has a trained model (what ``make app`` serves), else smoke."""
     profile = profiles.get_profile("default")
-    if train.best_model_path(profile) is None:
+    if models.best_model_path(profile) is None:
         profile = profiles.get_profile("smoke")
         experiments.best_model(profile)
     return profile
@@ -148,7 +148,7 @@ def main() -> dict:
     wav = Path(profiles.get_profile("smoke").notes(progress=False).path.iloc[0]).read_bytes()
     result = {"benchmark": "page", "cpu_count": os.cpu_count(), "sessions": SESSIONS,
               "abandoned_loads": ABANDONED, "settle_s": SETTLE, "profile": profile.name,
-              "model": str(train.best_model_path(profile).relative_to(profile.data_dir)),
+              "model": str(models.best_model_path(profile).relative_to(profile.data_dir)),
               "max_kernels": app.MAX_KERNELS, "idle_timeout_s": IDLE_TIMEOUT,
               "cull_interval_s": CULL_INTERVAL}
     for name, options in SETTINGS.items():

@@ -8,7 +8,7 @@ Phrases are built from the default profile's held-out test notes ("unseen instru
 - by ``instclf.phrases``: its notes found, each classified, then combined by several rules
   (the energy-weighted mean log-probability, which ``instclf predict`` uses; the plain mean
   log-probability; the mean probability; the loudest note alone).
-With the profile's best trained model (``train.best_model_path``). Writes
+With the profile's best trained model (``models.best_model_path``). Writes
 benchmarks/results/phrases.json.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instclf import features, nsynth, phrases, predict, profiles, recording, subsets, train
+from instclf import features, models, nsynth, phrases, predict, profiles, recording, subsets
 from instclf.config import FAMILIES
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,7 +54,7 @@ def rules(p: np.ndarray, energy: np.ndarray) -> dict[str, np.ndarray]:
 def main() -> dict:
     began = time.perf_counter()
     profile = profiles.get_profile("default")
-    model_path = train.best_model_path(profile)
+    model_path = models.best_model_path(profile)
     predictor = predict.load_predictor(model_path)
     notes = profile.notes(progress=False)
     test = notes[notes["split"] == "test"]

@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from instclf import backbones, config, features, nsynth, predict, profiles, train
+from instclf import backbones, config, features, models, nsynth, predict, profiles, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = 30
@@ -120,7 +120,7 @@ def cold_start(path: Path, wav: str) -> dict:
 
 
 def trained_best_model() -> Path | None:
-    return train.best_model_path(profiles.get_profile("default"))
+    return models.best_model_path(profiles.get_profile("default"))
 
 
 def main() -> dict:
@@ -154,7 +154,7 @@ def main() -> dict:
           f"(import + load {cold['import_and_load_seconds']:.1f} s, first prediction at "
           f"{cold['import_load_predict_seconds']:.1f} s in the process)")
     if best is not None:
-        print(f"trained {train.BEST_EXPERIMENT}: "
+        print(f"trained {models.BEST_EXPERIMENT}: "
               f"{result['trained_best_model']['predict_audio_ms']:.1f} ms per file")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "predict.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import backbones, embeddings, evaluate, features, storage, subsets, train
+from . import backbones, embeddings, evaluate, features, models, storage, subsets, train
 from .activations import Rows, chain, output_shape, predict_in_chunks
 from .config import FAMILIES, InstclfError
 from .profiles import Profile
@@ -249,7 +249,7 @@ def ensemble_out(profile: Profile, members: tuple[str, ...], seed: int = 0) -> d
 def summary_path(profile: Profile, experiment: str, seed: int = 0) -> Path:
     """Where an experiment's leave-one-lineage-out results of one seed are kept (read by
     :func:`instclf.models.best_model_path` to choose the profile's best model)."""
-    return train.lineage_results_dir(profile) / f"{experiment}-seed{seed}.json"
+    return models.lineage_results_dir(profile) / f"{experiment}-seed{seed}.json"
 
 
 def write_summary(profile: Profile, experiment: str, result: dict,

@@ -29,9 +29,7 @@ from .activations import (Batches, Rows, activations,  # noqa: F401 (re-exported
                           cached_activations, chain, output_shape, predict_in_chunks,
                           profile_cache_dir)
 from .config import FAMILIES, InstclfError
-from .models import (BEST_EXPERIMENT, DESCRIPTION_MEMBER,  # noqa: F401 (re-exported)
-                     best_model_path, lineage_results_dir, lineage_scores, model_description,
-                     recorded_models)
+from .models import DESCRIPTION_MEMBER, model_description, recorded_models
 from .profiles import Profile
 from .subsets import class_weights  # noqa: F401 (re-exported: notebooks 01 and 03)
 

@@ -29,7 +29,7 @@ import nbformat
 import pytest
 from test_predict import read_only, snapshot
 
-from instclf import FAMILIES, app, experiments, predict, train, widgets
+from instclf import FAMILIES, app, experiments, models, predict, widgets
 from instclf.profiles import get_profile
 
 START_TIMEOUT = 60  # s until Voila listens
@@ -50,7 +50,7 @@ def smoke():
 @pytest.fixture(scope="module")
 def model_only(smoke, tmp_path_factory):
     """The smoke profile on a data root that holds only a copy of its best model (+ JSON)."""
-    best = train.best_model_path(smoke)
+    best = models.best_model_path(smoke)
     run = tmp_path_factory.mktemp("model-only") / "data" / "models" / "smoke" / best.parent.name
     run.mkdir(parents=True)
     for path in (best, best.with_suffix(".json")):
@@ -224,7 +224,7 @@ def test_page_serves_a_read_only_root_that_holds_only_a_model(model_only, smoke,
     chromium_or_skip()
     root = model_only.data_dir
     wav = Path(app.demo_note(smoke)["path"]).read_bytes()  # from the project's own data root
-    model = train.best_model_path(model_only).resolve()
+    model = models.best_model_path(model_only).resolve()
     expected = predict.predict_audio(wav, predict.load_predictor(model)).idxmax()
     log = tmp_path / "voila.log"
     try:
@@ -252,7 +252,7 @@ def test_make_app_serves_the_best_recorded_model_or_the_one_named(model_only, tm
                                                                    monkeypatch):
     monkeypatch.delenv(app.MODEL_ENV, raising=False)
     monkeypatch.setattr(experiments, "best_model", lambda *a, **k: pytest.fail("trained a model"))
-    best = train.best_model_path(model_only)
+    best = models.best_model_path(model_only)
     assert app.served_model(model_only) == best
     assert app.served_model(model_only, tmp_path / "other.keras") == tmp_path / "other.keras"
     monkeypatch.setenv(app.MODEL_ENV, str(tmp_path / "mine.keras"))

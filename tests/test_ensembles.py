@@ -114,7 +114,7 @@ def test_an_ensemble_model_is_the_mean_of_its_members_and_its_own_validation_los
                                atol=1e-6)
     assert len(loaded.history) == len(staged.history)
     # the page chooses it when its leave-one-lineage-out mean leads
-    folder = train.lineage_results_dir(profile)
+    folder = models.lineage_results_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     for name, mean in (("staged", 0.5), ("frozen_head", 0.45), ("both", 0.55)):
         (folder / f"{name}-seed0.json").write_text(json.dumps(

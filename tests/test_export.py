@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instclf import cli, export, features, phrases, predict, train
+from instclf import backbones, cli, embeddings, export, features, phrases, predict, train
 from instclf.config import FAMILIES
 
 
@@ -60,6 +60,39 @@ def test_exported_probabilities_equal_the_keras_model(model_path, exported):
                                    atol=1e-4)
     assert meta["backbone"] == "tiny_conv"
     np.testing.assert_array_equal(mel_basis, features._mel_basis(features.MUSICNN))
+
+
+def _exported_and_keras(model, front_end, X, path: Path, **meta) -> tuple[np.ndarray, np.ndarray]:
+    train.save_model(model, {"backbone": "two_backbones", "classes": list(FAMILIES),
+                             "front_end": asdict(front_end), "best_val_loss": 1.0, **meta}, path)
+    export.export_model(path)
+    lite, _, _ = export.load_exported(path)
+    return lite.predict_on_batch(X), model.predict_on_batch(X)
+
+
+def test_the_pages_kind_of_model_two_frozen_backbones_and_a_head_exports_and_agrees(tmp_path):
+    """The page's model reads two pretrained backbones' statistics and the descriptors
+    (:func:`instclf.backbones.block_statistics_classifier`): its export gives its answers."""
+    frozen = [backbones.get_backbone(name) for name in ("musicnn_vgg_msd_whole", "musicnn_mtt")]
+    front_end = frozen[0].front_end
+    t = np.arange(4 * 16_000) / 16_000
+    clips = np.stack([sum(np.sin(2 * np.pi * hz * k * t) / k ** (1 + n % 3)
+                          for k in range(1, 6)) * np.exp(-t * (1 + n % 4))
+                      for n, hz in enumerate(np.geomspace(60, 1500, 22))]).astype(np.float32)
+    X = features.batch_features(0.5 * clips, front_end)
+    identity = keras.Sequential([keras.Input((None,)), keras.layers.Identity()])
+    lite, S = _exported_and_keras(backbones.block_statistics_classifier(frozen, identity),
+                                  front_end, X, tmp_path / "statistics.keras")
+    assert np.all(np.abs(lite - S) < 1e-3 * (np.abs(S).max(axis=0) + 1e-3))  # each column's scale
+    y, rows = np.arange(len(X)) % len(FAMILIES), np.arange(len(X))
+    head, _ = embeddings.statistics_head(S, y, rows < 22, rows >= 11)
+    lite, P = _exported_and_keras(backbones.block_statistics_classifier(frozen, head), front_end,
+                                  X, tmp_path / "page.keras",
+                                  frozen_backbones=[b.name for b in frozen])
+    assert P.argmax(1).tolist() == y.tolist()  # a head that tells the notes apart
+    # columns nearly constant over 22 tones, standardised, magnify float32 rounding: 1e-2
+    assert lite.argmax(1).tolist() == y.tolist()
+    np.testing.assert_allclose(lite, P, atol=1e-2)
 
 
 def test_predict_uses_the_export_and_agrees_end_to_end(model_path, exported, tmp_path,

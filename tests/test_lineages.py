@@ -115,7 +115,7 @@ def test_leave_one_lineage_out_trains_each_fold_once_and_reports_it(tiny_profile
     assert result["mean_accuracy"] == pytest.approx(
         np.mean([f["accuracy"] for f in result["per_lineage"].values()]))
     fold_models = {train.Path(fold["model"]) for fold in result["per_lineage"].values()}
-    assert not fold_models & {path for path, _ in train.recorded_models(profile)}, \
+    assert not fold_models & {path for path, _ in models.recorded_models(profile)}, \
         "folds are never the profile's models"
     again = lineages.leave_one_lineage_out(profile, "musicnn_vgg", schedule=TINY_FOLDS)
     assert len(fits) == 4, "trained folds are loaded, not trained again"
@@ -164,18 +164,18 @@ def test_the_best_model_follows_leave_one_lineage_out_not_validation_loss(tmp_pa
     profile = Profile(name="choice", sources=(), data_dir=tmp_path)
     in_distribution = _recorded(profile, "a", "low_loss", 0.2)
     generalises = _recorded(profile, "b", "high_loss", 0.5)
-    assert train.best_model_path(profile) == in_distribution  # nothing else recorded yet
+    assert models.best_model_path(profile) == in_distribution  # nothing else recorded yet
     page = _recorded(profile, "c", models.BEST_EXPERIMENT, 0.9)
-    assert train.best_model_path(profile) == page, "without records, the recipe chosen by them"
+    assert models.best_model_path(profile) == page, "without records, the recipe chosen by them"
     (page.parent / "stages1.json").unlink()
     page.unlink()
     for experiment, mean in (("low_loss", 0.55), ("high_loss", 0.71)):
-        (train.lineage_results_dir(profile)).mkdir(exist_ok=True)
-        (train.lineage_results_dir(profile) / f"{experiment}.json").write_text(
+        (models.lineage_results_dir(profile)).mkdir(exist_ok=True)
+        (models.lineage_results_dir(profile) / f"{experiment}.json").write_text(
             f'{{"experiment": "{experiment}", "mean_accuracy": {mean}}}')
-    assert train.best_model_path(profile) == generalises
-    (train.lineage_results_dir(profile) / "broken.json").write_text("[")
-    assert train.best_model_path(profile) == generalises, "an unreadable record ranks nothing"
+    assert models.best_model_path(profile) == generalises
+    (models.lineage_results_dir(profile) / "broken.json").write_text("[")
+    assert models.best_model_path(profile) == generalises, "an unreadable record ranks nothing"
 
 
 def test_seeds_train_their_own_folds_and_combine_into_their_mean(tiny_profile, everything,

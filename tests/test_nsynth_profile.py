@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from instclf import cli, download, evaluate, experiments, profiles, subsets, train
+from instclf import cli, download, evaluate, experiments, models, profiles, subsets, train
 from instclf.config import FAMILIES
 from nsynth_archives import build_archive, wav_bytes
 
@@ -66,7 +66,7 @@ def test_the_study_selection_on_the_official_splits(nsynth_profile):
 
 
 def test_the_nsynth_profile_trains_and_evaluates(nsynth_profile, nsynth_root, capsys):
-    best = experiments.get_experiment(train.BEST_EXPERIMENT)
+    best = experiments.get_experiment(models.BEST_EXPERIMENT)
     data = train.training_data(nsynth_profile, train.backbones.get_backbone(best.backbone).front_end,
                                progress=False)
     trained = experiments.train_experiment(nsynth_profile, best.name, data=data)
@@ -77,7 +77,7 @@ def test_the_nsynth_profile_trains_and_evaluates(nsynth_profile, nsynth_root, ca
     assert len(table) == len(HELD_OUT_FAMILIES) and set(table.family) == set(HELD_OUT_FAMILIES)
     assert np.isnan(evaluate.per_family(table).loc["synth_lead", "recall"])  # absent, not 0
     # the best model is what training recorded
-    assert train.best_model_path(nsynth_profile) == trained.path
+    assert models.best_model_path(nsynth_profile) == trained.path
     # instclf evaluate on the official test split: the same predictions
     out = nsynth_root / "predictions-test.csv"
     assert cli.main(["evaluate", "--model", str(trained.path), "--data",

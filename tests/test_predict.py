@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instclf import backbones, cli, evaluate, features, nsynth, predict, train
+from instclf import backbones, cli, evaluate, features, models, nsynth, predict, train
 from instclf.config import FAMILIES, InstclfError
 from instclf.profiles import get_profile
 
@@ -358,7 +358,7 @@ def _expected_family(model: Path, wav: Path) -> str:
 
 def test_predict_on_a_read_only_root_that_holds_only_a_model(model_only_root, note_wav, use_root,
                                                               capsys):
-    model = train.best_model_path(replace(get_profile("smoke"), data_dir=model_only_root))
+    model = models.best_model_path(replace(get_profile("smoke"), data_dir=model_only_root))
     expected = _expected_family(model, note_wav)
     use_root(model_only_root)
     with read_only(model_only_root):
