@@ -194,16 +194,16 @@ class Batches(keras.utils.PyDataset):
     def for_fit(self):
         """What :func:`instclf.train.fit_stage` hands to ``fit``: with TensorFlow, these batches
         as a ``tf.data`` pipeline without autotuned prefetching, each pass one epoch (the
-        first epoch 0, each later pass after :meth:`on_epoch_end`); elsewhere the ``PyDataset`` itself.
-        Keras's own adapter for a ``PyDataset`` prefetches with autotuning, and on 2 cores
-        about one epoch in four then ran at half speed (benchmarks/bench_pipeline.py)."""
+        first epoch 0, each later pass after :meth:`on_epoch_end`); elsewhere the
+        ``PyDataset`` itself. Keras's own adapter for a ``PyDataset`` prefetches with
+        autotuning, and on 2 cores about one epoch in four then ran at half speed
+        (benchmarks/bench_pipeline.py)."""
         if keras.backend.backend() != "tensorflow":
             return self
         import tensorflow as tf
 
         signature = tuple(tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype))
                           for part in map(np.asarray, self[0]))
-
         passes = 0
 
         def one_epoch():  # Keras stops at len(self) batches, so each pass begins the epoch
@@ -218,7 +218,8 @@ class Batches(keras.utils.PyDataset):
         options.autotune.enabled = False
         options.threading.private_threadpool_size = 1
         batches = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
-        return batches.apply(tf.data.experimental.assert_cardinality(len(self))).with_options(options)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(len(self)))
+        return batches.with_options(options)
 
 
 def sample_weights(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:

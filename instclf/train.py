@@ -186,8 +186,7 @@ def fit_stage(top: keras.Sequential, train: tuple, valid: tuple, learning_rate: 
     batches = Batches(*train, batch_size, class_weight=class_weights(train[1]), shuffle=True,
                       seed=seed)
     fitted = top.fit(batches.for_fit(), validation_data=Batches(*valid, batch_size).for_fit(),
-                     epochs=epochs,
-                     callbacks=[stopper, timer], shuffle=False, verbose=0)
+                     epochs=epochs, callbacks=[stopper, timer], shuffle=False, verbose=0)
     history = pd.DataFrame(fitted.history)
     history["seconds"] = timer.seconds
     history["learning_rate"] = learning_rate
