@@ -202,8 +202,10 @@ class Batches(keras.utils.PyDataset):
             return self
         import tensorflow as tf
 
-        signature = tuple(tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype))
-                          for part in map(np.asarray, self[0]))
+        signature = (tf.TensorSpec((None, *self.X.shape[1:]), tf.float32),
+                     tf.TensorSpec((None,), tf.as_dtype(self.y.dtype)))
+        if self.weights is not None:
+            signature += (tf.TensorSpec((None,), tf.float32),)
         passes = 0
 
         def one_epoch():  # Keras stops at len(self) batches, so each pass begins the epoch

@@ -52,7 +52,7 @@ def predictions_table(probabilities: np.ndarray, notes: pd.DataFrame) -> pd.Data
 
 def predict(model, X: np.ndarray, notes: pd.DataFrame, batch_size: int = 128) -> pd.DataFrame:
     """The model's predictions table for features ``X`` of ``notes`` (rows in the same order)."""
-    from .train import predict_in_chunks
+    from .activations import predict_in_chunks
 
     return predictions_table(predict_in_chunks(model, X, batch_size), notes)
 
